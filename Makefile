@@ -1,0 +1,44 @@
+# Conflict Monitor: `make run` serves the app, `make test` runs the whole test suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+# The test suite runs on real PostgreSQL and Redis (local servers by default).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/conflict_monitor
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test lint demo clean status-bench
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## run: install, migrate and serve on http://127.0.0.1:$(PORT) (SQLite + in-process channel layer unless DATABASE_URL/REDIS_URL are set)
+run: $(VENV)/.installed
+	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+## demo: fill the database with 48 h of simulated pipeline traffic (SCENARIO=normal|failing-scraper|geocoding-outage|volume-drop)
+demo: $(VENV)/.installed
+	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} $(PY) manage.py simulate_pipeline --scenario $${SCENARIO:-geocoding-outage}
+
+## test: the whole suite against real PostgreSQL and Redis
+test: $(VENV)/.installed
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not answering on 127.0.0.1:5432 (start it; see README)"; exit 1; }
+	@$(PY) -c "import redis,os,sys; redis.Redis.from_url('$(TEST_REDIS_URL)').ping()" \
+		|| { echo "Redis is not answering at $(TEST_REDIS_URL) (start it; see README)"; exit 1; }
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+## status-bench: status endpoint latency on 1 M metric rows (PostgreSQL)
+status-bench: $(VENV)/.installed
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/conflict_monitor_bench} $(PY) bench/status_latency.py
+
+clean:
+	rm -rf $(VENV) staticfiles db.sqlite3 test-artifacts

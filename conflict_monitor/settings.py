@@ -1,0 +1,205 @@
+"""Django settings for Conflict Monitor, read from the environment (12-factor).
+
+Unset ``DATABASE_URL`` and ``REDIS_URL`` give the embedded default: a SQLite file,
+the in-memory channel layer, and the broadcaster inside the server process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from conflict_monitor.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    # Only ever used with DEBUG on (local development); production has no default.
+    SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 (DEBUG only)
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    # daphne first so that ``runserver`` serves ASGI (HTTP and WebSocket).
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "conflict_monitor.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "conflict_monitor.asgi.application"
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
+        # Django's psycopg 3 pool; it requires CONN_MAX_AGE = 0.
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1, minimum=0),
+            "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+            "timeout": env_float("DATABASE_POOL_TIMEOUT", 10.0, minimum=0.1),
+        }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
+            # Concurrent ingest and reads from the same file: wait instead of failing at once.
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channel layer ----------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+# channels-redis blocks on BZPOPMIN for 5 s; redis-py 8's default socket timeout is also 5 s, so an
+# idle consumer's read times out ("Timeout reading from ...", channels_redis#422). The socket
+# timeout must exceed the blocking read; ``monitoring.checks`` refuses a configuration where it does not.
+REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 15.0, minimum=0.1)
+REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000, minimum=1)
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                        "socket_connect_timeout": 5,
+                        "health_check_interval": 30,
+                        "retry_on_timeout": True,
+                        "max_connections": REDIS_MAX_CONNECTIONS,
+                    }
+                ],
+                "prefix": env_str("CHANNEL_LAYER_PREFIX", "conflict_monitor"),
+                "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000, minimum=1),
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Auth, i18n, static ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+
+# --- Security (production behind TLS sets SECURE_* through the environment) -----------------
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# SQLite has no INCLUDE columns; the covering indexes still work there as plain indexes.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
+# --- REST framework -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["monitoring.api.parsers.BoundedJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "monitoring.api.authentication.IngestTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["monitoring.api.permissions.CanReadMonitoring"],
+    "EXCEPTION_HANDLER": "monitoring.api.exceptions.json_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+# --- Monitoring -----------------------------------------------------------------------------
+# Read access to status endpoints without credentials (on for local use, off in production).
+MONITORING_PUBLIC_READ = env_bool("MONITORING_PUBLIC_READ", DEBUG)
+MONITORING_WINDOW_HOURS = env_int("MONITORING_WINDOW_HOURS", 24, minimum=1)
+MONITORING_THRESHOLDS = {
+    # Rates in percent: below ``warn`` is degraded, below ``critical`` is critical.
+    "geocoding_warn": env_float("MONITORING_GEOCODING_WARN", 85.0, minimum=0, maximum=100),
+    "geocoding_critical": env_float("MONITORING_GEOCODING_CRITICAL", 70.0, minimum=0, maximum=100),
+    "validation_warn": env_float("MONITORING_VALIDATION_WARN", 90.0, minimum=0, maximum=100),
+    "validation_critical": env_float("MONITORING_VALIDATION_CRITICAL", 75.0, minimum=0, maximum=100),
+    # Failed share of finished scraper runs in the window, percent: at or above is degraded/critical.
+    "failure_rate_warn": env_float("MONITORING_FAILURE_RATE_WARN", 10.0, minimum=0, maximum=100),
+    "failure_rate_critical": env_float("MONITORING_FAILURE_RATE_CRITICAL", 25.0, minimum=0, maximum=100),
+    # Fewer attempts than this cannot move a status (a source with 3 records pages nobody).
+    "min_sample_size": env_int("MONITORING_MIN_SAMPLE_SIZE", 10, minimum=1),
+    # Fewer finished scraper runs than this in the window cannot move a source's status on failure rate.
+    "min_runs": env_int("MONITORING_MIN_RUNS", 3, minimum=1),
+    # No successful scrape for this long marks a source stale; no metric for this long marks data stale.
+    "source_stale_after_seconds": env_int("MONITORING_SOURCE_STALE_AFTER", 2 * 3600, minimum=1),
+    "data_stale_after_seconds": env_int("MONITORING_DATA_STALE_AFTER", 2 * 3600, minimum=1),
+}
+MONITORING_INGEST_MAX_BATCH = env_int("MONITORING_INGEST_MAX_BATCH", 5000, minimum=1)
+MONITORING_INGEST_MAX_BODY_BYTES = env_int("MONITORING_INGEST_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
+MONITORING_IDEMPOTENCY_TTL_HOURS = env_int("MONITORING_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
+
+WEBSOCKET_BROADCAST_INTERVAL = env_float("WEBSOCKET_BROADCAST_INTERVAL", 5.0, minimum=0.1)
+WEBSOCKET_MAX_CONNECTIONS = env_int("WEBSOCKET_MAX_CONNECTIONS", 10000, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}

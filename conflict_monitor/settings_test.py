@@ -1,0 +1,14 @@
+"""Settings for the test suite: the production settings with a throwaway secret.
+
+``DATABASE_URL`` and ``REDIS_URL`` still come from the environment, so ``make test`` runs on
+real PostgreSQL and Redis.
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "insecure-key-for-the-test-suite-only")
+
+from conflict_monitor.settings import *  # noqa: E402,F403
+
+# Fast hashing: tests create users, and PBKDF2 at production cost dominates their run time.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/monitoring/", include("monitoring.api.urls")),
+]
+
+# API clients get JSON errors, not HTML pages.
+handler404 = "monitoring.api.exceptions.not_found"
+handler500 = "monitoring.api.exceptions.server_error"

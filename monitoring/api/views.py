@@ -1,0 +1,172 @@
+"""HTTP endpoints. Each view parses, calls one selector or service, and formats."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from monitoring import readiness
+from monitoring.api.authentication import IngestTokenAuthentication
+from monitoring.api.exceptions import error_body
+from monitoring.api.parsers import PayloadTooLarge
+from monitoring.api.permissions import CanReadMonitoring, HasIngestToken
+from monitoring.api.serializers import (
+    MetricSerializer,
+    PipelineRunSerializer,
+    RunCreateSerializer,
+    RunFinishSerializer,
+    RunQuerySerializer,
+    StatusQuerySerializer,
+)
+from monitoring.models import PipelineRun
+from monitoring.selectors import pipeline_status
+from monitoring.services.idempotency import (
+    MAX_KEY_LENGTH,
+    IdempotencyKeyReused,
+    request_fingerprint,
+    run_idempotent,
+)
+from monitoring.services.metrics import record_metrics
+from monitoring.services.runs import RunAlreadyFinished, RunInputError, finish_run, record_run
+
+
+def _respond_idempotently(request: Request, action: Callable[[], tuple[int, Any]]) -> Response:
+    """Run ``action`` under the request's ``Idempotency-Key``, if it carries one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        result_status, body = action()
+        return Response(body, status=result_status)
+    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationError({"Idempotency-Key": f"1-{MAX_KEY_LENGTH} printable characters."})
+    fingerprint = request_fingerprint(method=request.method, path=request.path, data=request.data)
+    try:
+        result = run_idempotent(token=request.auth, key=key, fingerprint=fingerprint, action=action)
+    except IdempotencyKeyReused as exc:
+        return Response(
+            error_body(code="idempotency_key_reused", detail=str(exc)), status=status.HTTP_422_UNPROCESSABLE_ENTITY
+        )
+    response = Response(result.body, status=result.status)
+    if result.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
+class PipelineStatusView(APIView):
+    permission_classes = [CanReadMonitoring]
+
+    def get(self, request: Request) -> Response:
+        query = StatusQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(pipeline_status(window_hours=query.validated_data.get("window_hours")))
+
+
+class HealthView(APIView):
+    """The process is alive and serving requests."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
+
+
+class ReadyView(APIView):
+    """Ready when the database and the channel layer both answer."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        checks = {"database": readiness.check_database(), "channel_layer": readiness.check_channel_layer()}
+        failed = {name: reason for name, reason in checks.items() if reason is not None}
+        body = {
+            "status": "not_ready" if failed else "ready",
+            "checks": {name: ("failed" if name in failed else "ok") for name in checks},
+        }
+        if failed:
+            body["errors"] = failed
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(body)
+
+
+class MetricIngestView(APIView):
+    authentication_classes = [IngestTokenAuthentication]
+    permission_classes = [HasIngestToken]
+
+    def post(self, request: Request) -> Response:
+        data = request.data
+        many = isinstance(data, list)
+        limit = settings.MONITORING_INGEST_MAX_BATCH
+        if many and len(data) > limit:
+            raise PayloadTooLarge(f"At most {limit} metrics per request; got {len(data)}.")
+        if many and not data:
+            raise ValidationError({"non_field_errors": ["Expected at least one metric."]})
+        serializer = MetricSerializer(data=data, many=many)
+        serializer.is_valid(raise_exception=True)
+        metrics = serializer.validated_data if many else [serializer.validated_data]
+
+        def action() -> tuple[int, Any]:
+            created = record_metrics(metrics=metrics)
+            return status.HTTP_201_CREATED, {"created": len(created), "ids": [row.pk for row in created]}
+
+        return _respond_idempotently(request, action)
+
+
+class RunListCreateView(APIView):
+    def get_authenticators(self):
+        if self.request is not None and self.request.method == "POST":
+            return [IngestTokenAuthentication()]
+        return super().get_authenticators()
+
+    def get_permissions(self):
+        return [HasIngestToken()] if self.request.method == "POST" else [CanReadMonitoring()]
+
+    def get(self, request: Request) -> Response:
+        query = RunQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        filters = {k: v for k, v in query.validated_data.items() if k != "limit"}
+        runs = PipelineRun.objects.filter(**filters).order_by("-started_at", "-pk")[: query.validated_data["limit"]]
+        return Response({"results": PipelineRunSerializer(runs, many=True).data})
+
+    def post(self, request: Request) -> Response:
+        serializer = RunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+
+        def action() -> tuple[int, Any]:
+            try:
+                run = record_run(**serializer.validated_data)
+            except RunInputError as exc:
+                raise ValidationError(exc.errors) from None
+            return status.HTTP_201_CREATED, PipelineRunSerializer(run).data
+
+        return _respond_idempotently(request, action)
+
+
+class RunFinishView(APIView):
+    authentication_classes = [IngestTokenAuthentication]
+    permission_classes = [HasIngestToken]
+
+    def post(self, request: Request, run_id: int) -> Response:
+        serializer = RunFinishSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+
+        def action() -> tuple[int, Any]:
+            try:
+                run = finish_run(run_id=run_id, **serializer.validated_data)
+            except PipelineRun.DoesNotExist:
+                return status.HTTP_404_NOT_FOUND, error_body(code="not_found", detail=f"No run {run_id}.")
+            except RunAlreadyFinished as exc:
+                return status.HTTP_409_CONFLICT, error_body(code="run_already_finished", detail=str(exc))
+            except RunInputError as exc:
+                raise ValidationError(exc.errors) from None
+            return status.HTTP_200_OK, PipelineRunSerializer(run).data
+
+        return _respond_idempotently(request, action)

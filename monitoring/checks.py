@@ -1,0 +1,27 @@
+"""System checks for configuration mistakes that only show up at run time."""
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+
+@register()
+def check_redis_socket_timeout(app_configs=None, **kwargs) -> list[Error]:
+    """An idle consumer blocks in BZPOPMIN; a socket timeout not above that block kills it."""
+    layer = settings.CHANNEL_LAYERS.get("default", {})
+    if layer.get("BACKEND") != "channels_redis.core.RedisChannelLayer":
+        return []
+    from channels_redis.core import RedisChannelLayer
+
+    blocking = RedisChannelLayer.brpop_timeout
+    errors = []
+    for host in layer.get("CONFIG", {}).get("hosts", []):
+        timeout = host.get("socket_timeout") if isinstance(host, dict) else None
+        if timeout is None or timeout <= blocking:
+            errors.append(
+                Error(
+                    f"Redis socket_timeout {timeout!r} must exceed channels-redis' {blocking} s blocking read.",
+                    hint="Set REDIS_SOCKET_TIMEOUT above it (default 15); see channels_redis#422.",
+                    id="monitoring.E001",
+                )
+            )
+    return errors

@@ -1,0 +1,31 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from monitoring.services.retention import prune_idempotency_records, prune_metrics
+
+
+class Command(BaseCommand):
+    help = "Delete metrics older than --days (in batches), and idempotency keys past their TTL."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--days", type=int, default=90, help="Keep this many days of metrics (default 90).")
+        parser.add_argument("--batch-size", type=int, default=10_000)
+
+    def handle(self, *args, days: int, batch_size: int, **options):
+        if days < 1:
+            raise CommandError("--days must be at least 1.")
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        now = timezone.now()
+        cutoff = now - timedelta(days=days)
+        self.stdout.write(f"Deleting metrics older than {cutoff.isoformat()} ...")
+        deleted = prune_metrics(
+            older_than=cutoff,
+            batch_size=batch_size,
+            on_batch=lambda total: self.stdout.write(f"  {total} deleted so far"),
+        )
+        keys = prune_idempotency_records(older_than=now - timedelta(hours=settings.MONITORING_IDEMPOTENCY_TTL_HOURS))
+        self.stdout.write(self.style.SUCCESS(f"Deleted {deleted} metric(s) and {keys} expired idempotency key(s)."))

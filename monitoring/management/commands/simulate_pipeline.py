@@ -1,0 +1,39 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from monitoring.simulation import SCENARIOS, simulate
+
+
+class Command(BaseCommand):
+    help = "Feed realistic pipeline traffic (runs and metrics) through the ingest services."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--scenario", choices=SCENARIOS, default="normal")
+        parser.add_argument("--hours", type=float, default=48, help="History to backfill, ending now.")
+        parser.add_argument("--step-minutes", type=float, default=60, help="Minutes between scrapes.")
+        parser.add_argument("--seed", type=int, default=None, help="Seed for repeatable traffic.")
+        parser.add_argument(
+            "--follow", type=float, default=0, metavar="SECONDS", help="Then keep writing one tick every SECONDS."
+        )
+
+    def handle(self, *args, scenario: str, hours: float, step_minutes: float, seed, follow: float, **options):
+        if hours <= 0 or step_minutes <= 0 or follow < 0:
+            raise CommandError("--hours and --step-minutes must be positive, --follow non-negative.")
+        written = simulate(scenario=scenario, now=timezone.now(), hours=hours, step_minutes=step_minutes, seed=seed)
+        self.stdout.write(
+            self.style.SUCCESS(f"{scenario}: wrote {written['runs']} runs and {written['metrics']} metrics.")
+        )
+        tick = 0
+        while follow:
+            time.sleep(follow)
+            tick += 1
+            written = simulate(
+                scenario=scenario,
+                now=timezone.now(),
+                hours=follow / 3600,
+                step_minutes=follow / 60,
+                seed=None if seed is None else seed + tick,
+            )
+            self.stdout.write(f"tick {tick}: {written['runs']} runs, {written['metrics']} metrics")

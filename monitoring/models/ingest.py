@@ -1,0 +1,38 @@
+from django.db import models
+from django.utils import timezone
+
+
+class IngestToken(models.Model):
+    """A credential for the pipeline's ingest calls. Only a SHA-256 of the key is stored."""
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Public part of the key, used for lookup.")
+    key_hash = models.CharField(max_length=64, help_text="SHA-256 (hex) of the whole key.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class IdempotencyRecord(models.Model):
+    """The first successful response to an ingest request that carried an ``Idempotency-Key``."""
+
+    token = models.ForeignKey(IngestToken, on_delete=models.CASCADE, related_name="idempotency_records")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["token", "key"], name="idempotency_token_key_unique")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.key} -> {self.response_status}"

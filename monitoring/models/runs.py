@@ -1,0 +1,50 @@
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class PipelineRun(models.Model):
+    """One execution of a pipeline stage for a source; scrape runs drive scraping health."""
+
+    class Stage(models.TextChoices):
+        SCRAPE = "scrape", "Scrape"
+        GEOCODE = "geocode", "Geocode"
+        VALIDATE = "validate", "Validate"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    source = models.CharField(max_length=100)
+    stage = models.CharField(max_length=16, choices=Stage.choices)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    items_in = models.IntegerField(default=0)
+    items_out = models.IntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(items_in__gte=0, items_out__gte=0), name="run_items_non_negative"),
+            models.CheckConstraint(
+                condition=Q(finished_at__isnull=True) | Q(finished_at__gte=F("started_at")),
+                name="run_finished_after_started",
+            ),
+            # A running run has no end; a finished one has.
+            models.CheckConstraint(
+                condition=Q(status="running", finished_at__isnull=True)
+                | (Q(status__in=["succeeded", "failed"]) & Q(finished_at__isnull=False)),
+                name="run_status_matches_finished_at",
+            ),
+            models.CheckConstraint(condition=Q(status__in=["running", "succeeded", "failed"]), name="run_status_valid"),
+            models.CheckConstraint(condition=Q(stage__in=["scrape", "geocode", "validate"]), name="run_stage_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["stage", "source", "started_at"], name="run_stage_source_started"),
+            models.Index(fields=["started_at"], name="run_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.stage} {self.status} @ {self.started_at:%Y-%m-%d %H:%M}"

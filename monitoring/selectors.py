@@ -1,0 +1,190 @@
+"""The one place that computes pipeline status.
+
+The REST view, the management command (and the live feed) call :func:`pipeline_status` and only
+format its result. Sums and counts come from database aggregates; Python only turns a handful of
+aggregated numbers into rates and statuses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from monitoring.conf import Thresholds, default_window_hours, thresholds
+from monitoring.models import DataQualityMetric, PipelineRun
+from monitoring.models.metrics import COUNT_FIELDS
+
+HEALTHY = "healthy"
+DEGRADED = "degraded"
+CRITICAL = "critical"
+NO_DATA = "no_data"
+_SEVERITY = {HEALTHY: 0, DEGRADED: 1, CRITICAL: 2}
+
+MIN_WINDOW_HOURS = 1
+MAX_WINDOW_HOURS = 720
+
+
+def rate(*, numerator: int, denominator: int) -> float:
+    """Percentage rounded half-up to one decimal; 0.0 when there is nothing to divide by."""
+    if denominator <= 0:
+        return 0.0
+    value = Decimal(numerator) * 100 / Decimal(denominator)
+    return float(value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def worst(*statuses: str) -> str:
+    """The most severe status; ``no_data`` only when no component has data."""
+    known = [s for s in statuses if s != NO_DATA]
+    return max(known, key=_SEVERITY.__getitem__) if known else NO_DATA
+
+
+def isoformat(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _rate_status(*, value: float, attempts: int, warn: float, critical: float, min_sample: int) -> str:
+    if attempts < min_sample:
+        return NO_DATA
+    if value < critical:
+        return CRITICAL
+    if value < warn:
+        return DEGRADED
+    return HEALTHY
+
+
+def _quality_block(row: dict[str, Any], *, limits: Thresholds) -> dict[str, Any]:
+    geocoding = rate(numerator=row["geocoding_successes"], denominator=row["geocoding_attempts"])
+    validation = rate(numerator=row["validation_passes"], denominator=row["validation_attempts"])
+    status = worst(
+        _rate_status(
+            value=geocoding,
+            attempts=row["geocoding_attempts"],
+            warn=limits.geocoding_warn,
+            critical=limits.geocoding_critical,
+            min_sample=limits.min_sample_size,
+        ),
+        _rate_status(
+            value=validation,
+            attempts=row["validation_attempts"],
+            warn=limits.validation_warn,
+            critical=limits.validation_critical,
+            min_sample=limits.min_sample_size,
+        ),
+    )
+    return {
+        "status": status,
+        "geocoding_success_rate": geocoding,
+        "validation_pass_rate": validation,
+        **{field: row[field] for field in COUNT_FIELDS},
+        "total_geocoded": row["geocoding_successes"],
+        "total_validated": row["validation_passes"],
+        "reports": row["reports"],
+        "last_updated": isoformat(row["last_updated"]),
+    }
+
+
+def _quality_aggregates() -> dict[str, Any]:
+    return {
+        **{field: Coalesce(Sum(field), 0) for field in COUNT_FIELDS},
+        "reports": Count("*"),
+        "last_updated": Max("timestamp"),
+    }
+
+
+def data_quality(*, now: datetime, window_hours: int, limits: Thresholds) -> dict[str, Any]:
+    window: QuerySet[DataQualityMetric] = DataQualityMetric.objects.filter(
+        timestamp__gt=now - timedelta(hours=window_hours), timestamp__lte=now
+    )
+    totals = window.aggregate(**_quality_aggregates())
+    per_source = window.values("source").annotate(**_quality_aggregates()).order_by("source")
+
+    block = _quality_block(totals, limits=limits)
+    last = totals["last_updated"]
+    stale = last is not None and (now - last).total_seconds() > limits.data_stale_after_seconds
+    if stale:
+        # Old numbers are not a healthy pipeline: reports stopped arriving.
+        block["status"] = worst(block["status"], DEGRADED)
+    block["stale"] = stale
+    block["window_hours"] = window_hours
+    block["by_source"] = [{"source": row["source"], **_quality_block(row, limits=limits)} for row in per_source]
+    return block
+
+
+def scraping_health(*, now: datetime, window_hours: int, limits: Thresholds) -> dict[str, Any]:
+    start = now - timedelta(hours=window_hours)
+    finished_in_window = Q(finished_at__gt=start, finished_at__lte=now)
+    rows = (
+        PipelineRun.objects.filter(stage=PipelineRun.Stage.SCRAPE, started_at__lte=now)
+        .values("source")
+        .annotate(
+            last_run=Max("started_at"),
+            last_success=Max("finished_at", filter=Q(status=PipelineRun.Status.SUCCEEDED, finished_at__lte=now)),
+            finished=Count("pk", filter=finished_in_window & ~Q(status=PipelineRun.Status.RUNNING)),
+            failed=Count("pk", filter=finished_in_window & Q(status=PipelineRun.Status.FAILED)),
+            running=Count("pk", filter=Q(status=PipelineRun.Status.RUNNING)),
+        )
+        .order_by("source")
+    )
+    sources = []
+    for row in rows:
+        last_success = row["last_success"]
+        stale = last_success is None or (now - last_success).total_seconds() > limits.source_stale_after_seconds
+        failure_rate = rate(numerator=row["failed"], denominator=row["finished"])
+        if row["finished"] < limits.min_runs:
+            failure_status = NO_DATA
+        elif failure_rate >= limits.failure_rate_critical:
+            failure_status = CRITICAL
+        elif failure_rate >= limits.failure_rate_warn:
+            failure_status = DEGRADED
+        else:
+            failure_status = HEALTHY
+        sources.append(
+            {
+                "source": row["source"],
+                "status": worst(failure_status, DEGRADED if stale else HEALTHY),
+                "last_run": isoformat(row["last_run"]),
+                "last_success": isoformat(last_success),
+                "stale": stale,
+                "failure_rate": failure_rate,
+                "finished_runs": row["finished"],
+                "failed_runs": row["failed"],
+                "running_runs": row["running"],
+            }
+        )
+    status = worst(*(s["status"] for s in sources))
+    if sources and all(s["stale"] for s in sources):
+        # Nothing is scraping at all.
+        status = CRITICAL
+    return {
+        "status": status,
+        "stale_sources": sum(1 for s in sources if s["stale"]),
+        "sources": sources,
+    }
+
+
+def pipeline_status(*, now: datetime | None = None, window_hours: int | None = None) -> dict[str, Any]:
+    """The status document served by the REST endpoint, the command and the live feed."""
+    now = now or timezone.now()
+    window_hours = default_window_hours() if window_hours is None else window_hours
+    if not MIN_WINDOW_HOURS <= window_hours <= MAX_WINDOW_HOURS:
+        raise ValueError(f"window_hours must be within {MIN_WINDOW_HOURS}..{MAX_WINDOW_HOURS}")
+    limits = thresholds()
+    scraping = scraping_health(now=now, window_hours=window_hours, limits=limits)
+    quality = data_quality(now=now, window_hours=window_hours, limits=limits)
+    return {
+        "timestamp": isoformat(now),
+        "overall_status": worst(scraping["status"], quality["status"]),
+        "window_hours": window_hours,
+        "scraping_health": scraping,
+        "data_quality": quality,
+        # Filled by anomaly detection and alert rules once those exist; empty means none detected.
+        "anomalies": [],
+        "alerts": [],
+    }

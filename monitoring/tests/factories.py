@@ -1,0 +1,32 @@
+from datetime import timedelta
+
+import factory
+from django.utils import timezone
+
+from monitoring.models import DataQualityMetric, PipelineRun
+
+
+class DataQualityMetricFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DataQualityMetric
+
+    timestamp = factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=5))
+    source = "acled"
+    metric_type = "batch"
+    geocoding_attempts = 100
+    geocoding_successes = 90
+    validation_attempts = 100
+    validation_passes = 95
+
+
+class PipelineRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PipelineRun
+
+    source = "acled"
+    stage = PipelineRun.Stage.SCRAPE
+    started_at = factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=10))
+    finished_at = factory.LazyAttribute(lambda run: run.started_at + timedelta(minutes=1))
+    status = PipelineRun.Status.SUCCEEDED
+    items_in = 100
+    items_out = 100

@@ -1,0 +1,63 @@
+"""The configured channel layer against a real Redis: round trips, groups, and idle consumers."""
+
+import asyncio
+import uuid
+
+import pytest
+import redis.exceptions
+from asgiref.sync import async_to_sync
+from channels_redis.core import RedisChannelLayer
+from django.conf import settings
+
+pytestmark = pytest.mark.redis
+# Longer than channels-redis' 5 s BZPOPMIN and redis-py 8's default 5 s socket timeout.
+IDLE_SECONDS = 6.5
+
+
+def _layer(**host_overrides) -> RedisChannelLayer:
+    config = dict(settings.CHANNEL_LAYERS["default"]["CONFIG"])
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    host = {**config["hosts"][0], **host_overrides}
+    host = {k: v for k, v in host.items() if v is not None}
+    return RedisChannelLayer(**{**config, "hosts": [host], "prefix": f"test-{uuid.uuid4().hex}"})
+
+
+async def _idle_then_receive(layer: RedisChannelLayer) -> dict:
+    channel = await layer.new_channel()
+    receiver = asyncio.ensure_future(layer.receive(channel))
+    try:
+        await asyncio.sleep(IDLE_SECONDS)
+        await layer.send(channel, {"type": "status.update", "n": 1})
+        return await asyncio.wait_for(receiver, 10)
+    finally:
+        receiver.cancel()
+        await layer.flush()
+        await layer.close_pools()
+
+
+def test_group_message_reaches_every_member():
+    async def scenario():
+        layer = _layer()
+        try:
+            first, second = await layer.new_channel(), await layer.new_channel()
+            await layer.group_add("pipeline-status", first)
+            await layer.group_add("pipeline-status", second)
+            await layer.group_send("pipeline-status", {"type": "status.update", "seq": 7})
+            got = [await asyncio.wait_for(layer.receive(ch), 5) for ch in (first, second)]
+        finally:
+            await layer.flush()
+            await layer.close_pools()
+        return got
+
+    assert async_to_sync(scenario)() == [{"type": "status.update", "seq": 7}] * 2
+
+
+def test_an_idle_consumer_still_receives_with_the_project_configuration():
+    """channels_redis#422: the configured socket timeout outlasts the blocking read."""
+    assert async_to_sync(_idle_then_receive)(_layer()) == {"type": "status.update", "n": 1}
+
+
+def test_the_library_default_timeout_kills_an_idle_consumer():
+    """Proof that the trap is real, so the test above guards something: without the override it fails."""
+    with pytest.raises(redis.exceptions.TimeoutError):
+        async_to_sync(_idle_then_receive)(_layer(socket_timeout=None, retry_on_timeout=None))
