@@ -1,0 +1,96 @@
+"""Settings come from the environment; each case imports the settings in a fresh interpreter."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBE = """
+import json
+from conflict_monitor import settings as s
+print(json.dumps({
+    "db": s.DATABASES["default"], "layer": s.CHANNEL_LAYERS["default"], "debug": s.DEBUG,
+    "hosts": s.ALLOWED_HOSTS, "public": s.MONITORING_PUBLIC_READ, "interval": s.WEBSOCKET_BROADCAST_INTERVAL,
+    "thresholds": s.MONITORING_THRESHOLDS, "max_connections": s.WEBSOCKET_MAX_CONNECTIONS,
+}, default=str))
+"""
+CONTROLLED = {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "MONITORING_PUBLIC_READ"}
+
+
+def _settings(**env: str) -> subprocess.CompletedProcess:
+    base = {
+        k: v for k, v in os.environ.items() if k not in CONTROLLED and not k.startswith(("MONITORING_", "WEBSOCKET_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], env={**base, **env}, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+def _load(**env: str) -> dict:
+    result = _settings(**env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    result = _settings()
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_embedded_default_is_sqlite_and_the_in_memory_layer():
+    loaded = _load(DEBUG="1")
+    assert loaded["db"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert loaded["layer"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    assert loaded["public"] is True
+    assert "127.0.0.1" in loaded["hosts"]
+
+
+def test_database_url_selects_postgresql_with_the_connection_pool():
+    loaded = _load(SECRET_KEY="k", DATABASE_URL="postgres://u:p@db.internal:5433/cm")
+    db = loaded["db"]
+    assert (db["ENGINE"], db["HOST"], db["PORT"], db["NAME"]) == (
+        "django.db.backends.postgresql",
+        "db.internal",
+        5433,
+        "cm",
+    )
+    assert db["OPTIONS"]["pool"]["max_size"] == 10
+    assert db["CONN_MAX_AGE"] == 0
+    assert loaded["public"] is False
+
+
+def test_redis_url_selects_channels_redis_with_a_socket_timeout_above_its_blocking_read():
+    loaded = _load(SECRET_KEY="k", REDIS_URL="redis://cache:6379/2")
+    layer = loaded["layer"]
+    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    (host,) = layer["CONFIG"]["hosts"]
+    assert host["address"] == "redis://cache:6379/2"
+    assert host["socket_timeout"] > 5
+
+
+def test_lists_numbers_and_thresholds_are_parsed():
+    loaded = _load(
+        SECRET_KEY="k",
+        ALLOWED_HOSTS="monitor.example.org, api.example.org",
+        WEBSOCKET_BROADCAST_INTERVAL="2.5",
+        WEBSOCKET_MAX_CONNECTIONS="500",
+        MONITORING_GEOCODING_WARN="80",
+    )
+    assert loaded["hosts"] == ["monitor.example.org", "api.example.org"]
+    assert (loaded["interval"], loaded["max_connections"]) == (2.5, 500)
+    assert loaded["thresholds"]["geocoding_warn"] == 80.0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("WEBSOCKET_BROADCAST_INTERVAL", "soon"), ("DEBUG", "maybe"), ("MONITORING_GEOCODING_WARN", "120")],
+)
+def test_a_malformed_value_stops_start_up_naming_the_variable(name, value):
+    result = _settings(SECRET_KEY="k", **{name: value})
+    assert result.returncode != 0
+    assert name in result.stderr

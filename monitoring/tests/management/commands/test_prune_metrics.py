@@ -1,0 +1,35 @@
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from monitoring.models import DataQualityMetric, IdempotencyRecord, IngestToken
+from monitoring.tests.factories import DataQualityMetricFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_deletes_metrics_past_retention_with_progress_and_expired_keys():
+    now = timezone.now()
+    DataQualityMetricFactory.create_batch(5, timestamp=now - timedelta(days=91))
+    DataQualityMetricFactory.create_batch(2, timestamp=now - timedelta(days=89))
+    token = IngestToken.objects.create(name="t", prefix="p", key_hash="h")
+    IdempotencyRecord.objects.create(
+        token=token, key="old", request_hash="x", response_status=201, response_body={}, created_at=now - timedelta(days=2)
+    )
+    IdempotencyRecord.objects.create(token=token, key="new", request_hash="x", response_status=201, response_body={})
+    out = StringIO()
+    call_command("prune_metrics", "--days=90", "--batch-size=2", stdout=out)
+    assert DataQualityMetric.objects.count() == 2
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+    text = out.getvalue()
+    assert "2 deleted so far" in text and "4 deleted so far" in text
+    assert "Deleted 5 metric(s) and 1 expired idempotency key(s)." in text
+
+
+@pytest.mark.parametrize("args", [["--days=0"], ["--batch-size=0"]])
+def test_nonsense_arguments_are_refused(args):
+    with pytest.raises(CommandError):
+        call_command("prune_metrics", *args, stdout=StringIO())

@@ -1,0 +1,38 @@
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from monitoring.models import DataQualityMetric
+
+pytestmark = pytest.mark.django_db
+
+
+def test_records_one_metric_from_the_command_line():
+    out = StringIO()
+    call_command(
+        "record_metric",
+        "--source=acled",
+        "--geocoding-attempts=10",
+        "--geocoding-successes=9",
+        "--timestamp=2026-01-02T03:04:05+00:00",
+        stdout=out,
+    )
+    row = DataQualityMetric.objects.get()
+    assert (row.source, row.geocoding_attempts, row.geocoding_successes) == ("acled", 10, 9)
+    assert row.timestamp.isoformat() == "2026-01-02T03:04:05+00:00"
+    assert f"Recorded metric {row.pk}" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--source=acled", "--geocoding-attempts=1", "--geocoding-successes=2"],
+        ["--source=bad source"],
+        ["--source=acled", "--timestamp=not-a-date"],
+    ],
+)
+def test_invalid_input_is_a_command_error_and_writes_nothing(args):
+    with pytest.raises(CommandError):
+        call_command("record_metric", *args, stdout=StringIO())
+    assert DataQualityMetric.objects.count() == 0

@@ -1,0 +1,64 @@
+"""simulate_pipeline writes traffic through the services; each scenario shows up in the status."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from monitoring.models import DataQualityMetric, PipelineRun
+from monitoring.selectors import pipeline_status
+
+pytestmark = pytest.mark.django_db
+
+
+def _simulate(scenario: str) -> dict:
+    out = StringIO()
+    call_command("simulate_pipeline", f"--scenario={scenario}", "--hours=24", "--seed=7", stdout=out)
+    assert scenario in out.getvalue()
+    return pipeline_status()
+
+
+def _source(rows: list[dict], name: str) -> dict:
+    return next(row for row in rows if row["source"] == name)
+
+
+def test_normal_traffic_is_healthy_for_every_source():
+    status = _simulate("normal")
+    assert status["overall_status"] == "healthy"
+    assert len(status["scraping_health"]["sources"]) == 5
+    assert {row["status"] for row in status["data_quality"]["by_source"]} == {"healthy"}
+
+
+def test_a_failing_scraper_shows_its_failure_rate():
+    status = _simulate("failing-scraper")
+    liveuamap = _source(status["scraping_health"]["sources"], "liveuamap")
+    assert liveuamap["failure_rate"] >= 10.0
+    assert liveuamap["status"] in {"degraded", "critical"}
+    assert status["overall_status"] in {"degraded", "critical"}
+
+
+def test_a_geocoding_outage_drags_its_source_down():
+    status = _simulate("geocoding-outage")
+    gdelt = _source(status["data_quality"]["by_source"], "gdelt")
+    acled = _source(status["data_quality"]["by_source"], "acled")
+    assert gdelt["geocoding_success_rate"] < acled["geocoding_success_rate"] - 10
+    assert gdelt["status"] in {"degraded", "critical"}
+
+
+def test_a_volume_drop_cuts_that_sources_reports():
+    _simulate("volume-drop")
+    recent = DataQualityMetric.objects.filter(source="reliefweb").order_by("-timestamp")[:6]
+    earlier = DataQualityMetric.objects.filter(source="reliefweb").order_by("-timestamp")[8:20]
+    recent_mean = sum(r.geocoding_attempts for r in recent) / len(recent)
+    earlier_mean = sum(r.geocoding_attempts for r in earlier) / len(earlier)
+    assert recent_mean < earlier_mean * 0.3
+
+
+def test_every_tick_records_a_scrape_run_per_source():
+    _simulate("normal")
+    assert PipelineRun.objects.filter(stage="scrape").count() == 24 * 5
+
+
+def test_nonsense_arguments_are_refused():
+    with pytest.raises(CommandError):
+        call_command("simulate_pipeline", "--hours=0", stdout=StringIO())
