@@ -31,6 +31,7 @@ test: $(VENV)/.installed
 	@pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not answering on 127.0.0.1:5432 (start it; see README)"; exit 1; }
 	@$(PY) -c "import redis,os,sys; redis.Redis.from_url('$(TEST_REDIS_URL)').ping()" \
 		|| { echo "Redis is not answering at $(TEST_REDIS_URL) (start it; see README)"; exit 1; }
+	$(PY) -m ruff check .
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed

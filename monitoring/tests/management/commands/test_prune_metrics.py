@@ -17,7 +17,12 @@ def test_deletes_metrics_past_retention_with_progress_and_expired_keys():
     DataQualityMetricFactory.create_batch(2, timestamp=now - timedelta(days=89))
     token = IngestToken.objects.create(name="t", prefix="p", key_hash="h")
     IdempotencyRecord.objects.create(
-        token=token, key="old", request_hash="x", response_status=201, response_body={}, created_at=now - timedelta(days=2)
+        token=token,
+        key="old",
+        request_hash="x",
+        response_status=201,
+        response_body={},
+        created_at=now - timedelta(days=2),
     )
     IdempotencyRecord.objects.create(token=token, key="new", request_hash="x", response_status=201, response_body={})
     out = StringIO()
