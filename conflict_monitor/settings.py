@@ -93,17 +93,23 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Channel layer ----------------------------------------------------------------------------
+# --- Channel layer, cache -------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
-# channels-redis blocks on BZPOPMIN for 5 s; redis-py 8's default socket timeout is also 5 s, so an
-# idle consumer's read times out ("Timeout reading from ...", channels_redis#422). The socket
-# timeout must exceed the blocking read; ``monitoring.checks`` refuses a configuration where it does not.
+# channels-redis' core layer blocks on BZPOPMIN for 5 s; redis-py 8's default socket timeout is also
+# 5 s, so an idle consumer's read times out ("Timeout reading from ...", channels_redis#422). The
+# socket timeout must exceed the blocking read; ``monitoring.checks`` refuses a configuration where
+# it does not, whichever channels-redis layer is used.
 REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 15.0, minimum=0.1)
+# A reconnect storm opens many Redis connections at once; redis-py's default pool of 100 would
+# turn that into failed handshakes.
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000, minimum=1)
+CHANNEL_LAYER_PREFIX = env_str("CHANNEL_LAYER_PREFIX", "conflict_monitor")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Pub/sub layer: one Redis PUBLISH per group_send, fanned out locally by each process,
+            # instead of one Redis message per group member.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
@@ -115,14 +121,21 @@ if REDIS_URL:
                         "max_connections": REDIS_MAX_CONNECTIONS,
                     }
                 ],
-                "prefix": env_str("CHANNEL_LAYER_PREFIX", "conflict_monitor"),
-                "capacity": env_int("CHANNEL_LAYER_CAPACITY", 1000, minimum=1),
-                "expiry": 60,
+                "prefix": CHANNEL_LAYER_PREFIX,
             },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CHANNEL_LAYER_PREFIX,
+            "OPTIONS": {"socket_timeout": 5, "socket_connect_timeout": 5},
         }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -193,8 +206,26 @@ MONITORING_INGEST_MAX_BATCH = env_int("MONITORING_INGEST_MAX_BATCH", 5000, minim
 MONITORING_INGEST_MAX_BODY_BYTES = env_int("MONITORING_INGEST_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 MONITORING_IDEMPOTENCY_TTL_HOURS = env_int("MONITORING_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 
+# --- Live feed ------------------------------------------------------------------------------
 WEBSOCKET_BROADCAST_INTERVAL = env_float("WEBSOCKET_BROADCAST_INTERVAL", 5.0, minimum=0.1)
+# Event-driven pushes per topic per second (a burst of ingests coalesces into at most this many).
+WEBSOCKET_MAX_PUSH_RATE = env_float("WEBSOCKET_MAX_PUSH_RATE", 2.0, minimum=0.01)
+# Without Redis there is one process, so the broadcaster runs inside it.
+WEBSOCKET_EMBEDDED_BROADCASTER = env_bool("WEBSOCKET_EMBEDDED_BROADCASTER", not REDIS_URL)
 WEBSOCKET_MAX_CONNECTIONS = env_int("WEBSOCKET_MAX_CONNECTIONS", 10000, minimum=1)
+WEBSOCKET_MAX_CONNECTIONS_PER_IP = env_int("WEBSOCKET_MAX_CONNECTIONS_PER_IP", 200, minimum=1)
+# Connections are closed (code 4000, "reconnect and resume") after this long, with up to 10 % jitter,
+# well before daphne's own 24 h websocket timeout.
+WEBSOCKET_MAX_CONNECTION_AGE = env_float("WEBSOCKET_MAX_CONNECTION_AGE", 3600.0, minimum=1)
+WEBSOCKET_MAX_FRAME_BYTES = env_int("WEBSOCKET_MAX_FRAME_BYTES", 16 * 1024, minimum=64)
+WEBSOCKET_RATE_PER_SECOND = env_float("WEBSOCKET_RATE_PER_SECOND", 10.0, minimum=0.1)
+WEBSOCKET_RATE_BURST = env_int("WEBSOCKET_RATE_BURST", 20, minimum=1)
+# Bad frames (invalid, oversized, binary, over the rate) tolerated within 10 s before the close.
+WEBSOCKET_MAX_STRIKES = env_int("WEBSOCKET_MAX_STRIKES", 20, minimum=1)
+WEBSOCKET_MAX_TOPICS = env_int("WEBSOCKET_MAX_TOPICS", 50, minimum=1)
+# Frames kept per topic for resume (1000 status frames = 83 min at the default interval).
+WEBSOCKET_HISTORY_LENGTH = env_int("WEBSOCKET_HISTORY_LENGTH", 1000, minimum=10)
+WEBSOCKET_TICKET_TTL = env_int("WEBSOCKET_TICKET_TTL", 30, minimum=1)
 
 LOGGING = {
     "version": 1,

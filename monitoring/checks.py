@@ -8,7 +8,7 @@ from django.core.checks import Error, register
 def check_redis_socket_timeout(app_configs=None, **kwargs) -> list[Error]:
     """An idle consumer blocks in BZPOPMIN; a socket timeout not above that block kills it."""
     layer = settings.CHANNEL_LAYERS.get("default", {})
-    if layer.get("BACKEND") != "channels_redis.core.RedisChannelLayer":
+    if not layer.get("BACKEND", "").startswith("channels_redis."):
         return []
     from channels_redis.core import RedisChannelLayer
 

@@ -188,3 +188,23 @@ def pipeline_status(*, now: datetime | None = None, window_hours: int | None = N
         "anomalies": [],
         "alerts": [],
     }
+
+
+def per_source_status(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Split a status document into per-source details (no query: derived from the document)."""
+    scraping = {row["source"]: row for row in document["scraping_health"]["sources"]}
+    quality = {row["source"]: row for row in document["data_quality"]["by_source"]}
+    return {
+        name: {
+            "source": name,
+            "status": worst(
+                scraping[name]["status"] if name in scraping else NO_DATA,
+                quality[name]["status"] if name in quality else NO_DATA,
+            ),
+            "scraping": scraping.get(name),
+            "data_quality": quality.get(name),
+            "window_hours": document["window_hours"],
+            "timestamp": document["timestamp"],
+        }
+        for name in sorted(scraping.keys() | quality.keys())
+    }

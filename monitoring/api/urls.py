@@ -9,4 +9,5 @@ urlpatterns = [
     path("metrics", views.MetricIngestView.as_view(), name="metrics"),
     path("runs", views.RunListCreateView.as_view(), name="runs"),
     path("runs/<int:run_id>/finish", views.RunFinishView.as_view(), name="run-finish"),
+    path("ws-ticket", views.WebSocketTicketView.as_view(), name="ws-ticket"),
 ]

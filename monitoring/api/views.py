@@ -7,8 +7,9 @@ from typing import Any
 
 from django.conf import settings
 from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -36,6 +37,7 @@ from monitoring.services.idempotency import (
 )
 from monitoring.services.metrics import record_metrics
 from monitoring.services.runs import RunAlreadyFinished, RunInputError, finish_run, record_run
+from monitoring.services.tickets import issue_ticket
 
 
 def _respond_idempotently(request: Request, action: Callable[[], tuple[int, Any]]) -> Response:
@@ -95,6 +97,17 @@ class ReadyView(APIView):
             body["errors"] = failed
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(body)
+
+
+class WebSocketTicketView(APIView):
+    """A single-use ticket for opening the live feed, valid ``WEBSOCKET_TICKET_TTL`` seconds."""
+
+    authentication_classes = [SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request: Request) -> Response:
+        ticket = issue_ticket(user_id=request.user.pk)
+        return Response({"ticket": ticket, "expires_in": settings.WEBSOCKET_TICKET_TTL}, status=status.HTTP_201_CREATED)
 
 
 class MetricIngestView(APIView):

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from monitoring.models import DataQualityMetric
 from monitoring.models.metrics import COUNT_FIELDS
+from monitoring.services.feed import request_status_push_on_commit
 
 SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 METRIC_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -80,4 +81,6 @@ def record_metrics(*, metrics: Sequence[MetricInput]) -> list[DataQualityMetric]
         for m in metrics
     ]
     with transaction.atomic():
-        return DataQualityMetric.objects.bulk_create(rows, batch_size=1000)
+        created = DataQualityMetric.objects.bulk_create(rows, batch_size=1000)
+        request_status_push_on_commit(reason="metrics")
+    return created

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from monitoring.models import PipelineRun
+from monitoring.services.feed import request_status_push_on_commit
 from monitoring.services.metrics import MAX_CLOCK_SKEW, SOURCE_PATTERN
 
 MAX_ERROR_CHARS = 10_000
@@ -70,16 +71,19 @@ def record_run(
             errors["finished_at"] = "Cannot be before started_at."
     if errors:
         raise RunInputError(errors)
-    return PipelineRun.objects.create(
-        source=source,
-        stage=stage,
-        status=status,
-        started_at=started_at,
-        finished_at=finished_at,
-        items_in=items_in,
-        items_out=items_out,
-        error=error,
-    )
+    with transaction.atomic():
+        run = PipelineRun.objects.create(
+            source=source,
+            stage=stage,
+            status=status,
+            started_at=started_at,
+            finished_at=finished_at,
+            items_in=items_in,
+            items_out=items_out,
+            error=error,
+        )
+        request_status_push_on_commit(reason="run")
+    return run
 
 
 def finish_run(
@@ -115,4 +119,5 @@ def finish_run(
         if error is not None:
             run.error = error
         run.save(update_fields=["status", "finished_at", "items_in", "items_out", "error"])
+        request_status_push_on_commit(reason="run")
         return run

@@ -6,6 +6,7 @@ import uuid
 import pytest
 import redis.exceptions
 from asgiref.sync import async_to_sync
+from channels.layers import channel_layers
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
@@ -14,12 +15,24 @@ pytestmark = pytest.mark.redis
 IDLE_SECONDS = 6.5
 
 
-def _layer(**host_overrides) -> RedisChannelLayer:
+def _project_layer():
+    """A fresh instance of the configured layer (channels-redis pub/sub)."""
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis.")
+    return channel_layers.make_backend("default")
+
+
+def _core_layer(**host_overrides) -> RedisChannelLayer:
+    """The core (list-based) layer with the project's host options, which is where #422 bites."""
     config = dict(settings.CHANNEL_LAYERS["default"]["CONFIG"])
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
     host = {**config["hosts"][0], **host_overrides}
     host = {k: v for k, v in host.items() if v is not None}
-    return RedisChannelLayer(**{**config, "hosts": [host], "prefix": f"test-{uuid.uuid4().hex}"})
+    return RedisChannelLayer(hosts=[host], prefix=f"test-{uuid.uuid4().hex}")
+
+
+async def _close(layer) -> None:
+    await layer.flush()
+    if hasattr(layer, "close_pools"):
+        await layer.close_pools()
 
 
 async def _idle_then_receive(layer: RedisChannelLayer) -> dict:
@@ -31,13 +44,12 @@ async def _idle_then_receive(layer: RedisChannelLayer) -> dict:
         return await asyncio.wait_for(receiver, 10)
     finally:
         receiver.cancel()
-        await layer.flush()
-        await layer.close_pools()
+        await _close(layer)
 
 
 def test_group_message_reaches_every_member():
     async def scenario():
-        layer = _layer()
+        layer = _project_layer()
         try:
             first, second = await layer.new_channel(), await layer.new_channel()
             await layer.group_add("pipeline-status", first)
@@ -45,19 +57,22 @@ def test_group_message_reaches_every_member():
             await layer.group_send("pipeline-status", {"type": "status.update", "seq": 7})
             got = [await asyncio.wait_for(layer.receive(ch), 5) for ch in (first, second)]
         finally:
-            await layer.flush()
-            await layer.close_pools()
+            await _close(layer)
         return got
 
     assert async_to_sync(scenario)() == [{"type": "status.update", "seq": 7}] * 2
 
 
-def test_an_idle_consumer_still_receives_with_the_project_configuration():
-    """channels_redis#422: the configured socket timeout outlasts the blocking read."""
-    assert async_to_sync(_idle_then_receive)(_layer()) == {"type": "status.update", "n": 1}
+def test_an_idle_consumer_still_receives_on_the_project_layer():
+    assert async_to_sync(_idle_then_receive)(_project_layer()) == {"type": "status.update", "n": 1}
 
 
-def test_the_library_default_timeout_kills_an_idle_consumer():
+def test_an_idle_consumer_on_the_core_layer_survives_with_the_project_host_options():
+    """channels_redis#422: the configured socket timeout outlasts the core layer's 5 s blocking read."""
+    assert async_to_sync(_idle_then_receive)(_core_layer()) == {"type": "status.update", "n": 1}
+
+
+def test_the_library_default_timeout_kills_an_idle_core_consumer():
     """Proof that the trap is real, so the test above guards something: without the override it fails."""
     with pytest.raises(redis.exceptions.TimeoutError):
-        async_to_sync(_idle_then_receive)(_layer(socket_timeout=None, retry_on_timeout=None))
+        async_to_sync(_idle_then_receive)(_core_layer(socket_timeout=None, retry_on_timeout=None))

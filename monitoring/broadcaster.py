@@ -1,0 +1,179 @@
+"""The periodic worker that feeds the live feed.
+
+It computes the status once per tick (never once per client) and publishes it. Ingest commits send
+it a hint, and it pushes early, at most ``WEBSOCKET_MAX_PUSH_RATE`` times per second, so a burst of
+ingests coalesces into a few pushes, the last one reflecting all of them. With Redis, several
+broadcasters may run: a lease elects one active; a standby takes over within two intervals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from monitoring.feed.registry import redis_client
+from monitoring.selectors import pipeline_status
+from monitoring.services.feed import (
+    BROADCASTER_CHANNEL,
+    STATUS_DIRTY_EVENT,
+    mark_in_process_broadcaster,
+    publish_status,
+)
+
+logger = logging.getLogger(__name__)
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class AlwaysLeader:
+    """The embedded default has one process: it is always the active broadcaster."""
+
+    async def hold(self) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None
+
+
+class RedisLease:
+    """``SET NX PX`` lease: the holder renews it each loop; it lapses 1.5 intervals after a crash."""
+
+    def __init__(self, *, client, key: str, ttl_ms: int, owner: str) -> None:
+        self.client = client
+        self.key = key
+        self.ttl_ms = ttl_ms
+        self.owner = owner
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    async def hold(self) -> bool:
+        if await self._renew(keys=[self.key], args=[self.owner, self.ttl_ms]):
+            return True
+        return bool(await self.client.set(self.key, self.owner, nx=True, px=self.ttl_ms))
+
+    async def release(self) -> None:
+        await self._release(keys=[self.key], args=[self.owner])
+
+
+class Broadcaster:
+    def __init__(self, *, lease, interval: float, max_push_rate: float) -> None:
+        self.lease = lease
+        self.interval = interval
+        self.min_gap = 1.0 / max_push_rate
+        self.active = False
+        self.ticks = 0
+        self._dirty = asyncio.Event()
+        self._published: dict[str, str] = {}
+
+    async def publish_once(self) -> None:
+        document = await database_sync_to_async(pipeline_status)()
+        self._published = await publish_status(document=document, previous=self._published)
+        self.ticks += 1
+
+    async def _listen(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            try:
+                message = await layer.receive(BROADCASTER_CHANNEL)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("broadcaster hint channel failed; retrying in 1 s", exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            if message.get("type") == STATUS_DIRTY_EVENT:
+                self._dirty.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        listener = asyncio.ensure_future(self._listen())
+        last_publish = -float("inf")
+        try:
+            while not stop.is_set():
+                try:
+                    holding = await self.lease.hold()
+                except Exception:
+                    logger.warning("broadcaster lease check failed", exc_info=True)
+                    holding = False
+                if holding != self.active:
+                    logger.info("broadcaster %s", "active" if holding else "standby")
+                    self.active = holding
+                if self.active:
+                    now = loop.time()
+                    due = last_publish + self.interval
+                    if self._dirty.is_set():
+                        due = min(due, max(last_publish + self.min_gap, now))
+                    if now >= due:
+                        self._dirty.clear()
+                        last_publish = now
+                        try:
+                            await self.publish_once()
+                        except Exception:
+                            logger.exception("broadcast failed; next attempt at the next tick")
+                        continue
+                    wait = min(due - now, self.interval / 2)
+                else:
+                    self._dirty.clear()  # the active broadcaster acts on hints; a standby drops them
+                    wait = self.interval / 2
+                # Wake early for a new hint, for the next tick, or to renew the lease / retry it. A hint
+                # already pending waits out the push-rate gap instead of spinning.
+                await _wait_any(None if self._dirty.is_set() else self._dirty, stop, timeout=wait)
+        finally:
+            listener.cancel()
+            try:
+                await self.lease.release()
+            except Exception:
+                logger.warning("could not release the broadcaster lease", exc_info=True)
+
+
+async def _wait_any(dirty: asyncio.Event | None, stop: asyncio.Event, *, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in (dirty, stop) if event is not None]
+    try:
+        await asyncio.wait(waiters, timeout=max(timeout, 0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def build_broadcaster() -> Broadcaster:
+    if settings.REDIS_URL:
+        interval = settings.WEBSOCKET_BROADCAST_INTERVAL
+        lease = RedisLease(
+            client=redis_client(),
+            key=f"{settings.CHANNEL_LAYER_PREFIX}:broadcaster:lease",
+            ttl_ms=int(interval * 1500),
+            owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        )
+    else:
+        lease = AlwaysLeader()
+    return Broadcaster(
+        lease=lease, interval=settings.WEBSOCKET_BROADCAST_INTERVAL, max_push_rate=settings.WEBSOCKET_MAX_PUSH_RATE
+    )
+
+
+_embedded: asyncio.Task | None = None
+
+
+def ensure_embedded_broadcaster() -> None:
+    """Start the in-process broadcaster in the running loop, once (embedded default)."""
+    global _embedded
+    if _embedded is not None and not _embedded.done():
+        return
+    mark_in_process_broadcaster(True)
+    _embedded = asyncio.ensure_future(build_broadcaster().run(asyncio.Event()))

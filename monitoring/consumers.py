@@ -1,0 +1,288 @@
+"""The live feed's WebSocket endpoint. It translates: parse a client frame, call the feed service,
+forward frames. Message shapes come from ``monitoring.events`` only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from monitoring import events
+from monitoring.broadcaster import ensure_embedded_broadcaster
+from monitoring.feed.connections import ACCEPTED
+from monitoring.feed.frames import Frame
+from monitoring.feed.ratelimit import StrikeCounter, TokenBucket
+from monitoring.feed.registry import get_connection_registry, get_store
+from monitoring.services.feed import FRAME_EVENT, ensure_status_frame, latest_frame
+from monitoring.services.tickets import redeem_ticket
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _TopicState:
+    epoch: str | None = None
+    seq: int = 0
+
+
+class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
+    topics: dict[str, _TopicState]
+    slot_ip: str | None = None
+    expiry: asyncio.Task | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def connect(self) -> None:
+        self.topics = {}
+        self.bucket = TokenBucket(rate=settings.WEBSOCKET_RATE_PER_SECOND, burst=settings.WEBSOCKET_RATE_BURST)
+        self.strikes = StrikeCounter(limit=settings.WEBSOCKET_MAX_STRIKES)
+        self.last_rate_error = 0.0
+        if settings.WEBSOCKET_EMBEDDED_BROADCASTER:
+            ensure_embedded_broadcaster()
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        refusal = await self._auth_refusal(query)
+        if refusal is not None:
+            await self.accept()
+            await self.close(code=refusal)
+            return
+        ip = (self.scope.get("client") or ("unknown",))[0]
+        if await get_connection_registry().acquire(ip=ip) != ACCEPTED:
+            await self.accept()
+            await self.close(code=events.CLOSE_TOO_MANY_CONNECTIONS)
+            return
+        self.slot_ip = ip
+        await self.accept()
+        self.expiry = asyncio.ensure_future(self._close_when_old())
+        await self._subscribe(events.STATUS_TOPIC, resume=_resume_params(query), reply=False)
+
+    async def disconnect(self, code: int) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+        for topic in list(getattr(self, "topics", {})):
+            try:
+                await self.channel_layer.group_discard(events.group_name(topic), self.channel_name)
+            except Exception:
+                logger.warning("group_discard failed for %s", topic, exc_info=True)
+        if self.slot_ip is not None:
+            try:
+                await get_connection_registry().release(ip=self.slot_ip)
+            except Exception:
+                logger.warning("could not release a connection slot", exc_info=True)
+            self.slot_ip = None
+
+    async def _auth_refusal(self, query: dict[str, list[str]]) -> int | None:
+        if settings.MONITORING_PUBLIC_READ:
+            return None
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:
+            return None
+        ticket = (query.get("ticket") or [""])[0]
+        if not ticket:
+            return events.CLOSE_UNAUTHENTICATED
+        if await sync_to_async(redeem_ticket)(ticket=ticket) is None:
+            return events.CLOSE_FORBIDDEN
+        return None
+
+    async def _close_when_old(self) -> None:
+        # Jitter spreads the reconnects of clients that connected together.
+        age = settings.WEBSOCKET_MAX_CONNECTION_AGE * (1 - secrets.randbelow(1000) / 10_000)
+        await asyncio.sleep(age)
+        await self.close(code=events.CLOSE_RECONNECT)
+
+    # --- server -> client ---------------------------------------------------------------------
+    async def dispatch(self, message: dict) -> None:
+        if message["type"] == FRAME_EVENT:
+            # Feed frames touch no database, so channels' per-message close_old_connections (the
+            # largest cost of fan-out to thousands of sockets) is skipped on this path.
+            await self.feed_frame(message)
+            return
+        await super().dispatch(message)
+
+    async def feed_frame(self, event: dict) -> None:
+        state = self.topics.get(event["topic"])
+        if state is not None:
+            await self._deliver(
+                event["topic"], state, Frame(event["topic"], event["seq"], event["epoch"], event["frame"])
+            )
+
+    async def _deliver(self, topic: str, state: _TopicState, frame: Frame) -> None:
+        """Forward frames in seq order; fill gaps from history, or resync when history cannot."""
+        if state.epoch != frame.epoch:
+            if state.epoch is not None:
+                await self._send(
+                    events.resync(epoch=frame.epoch, topic=topic, reason="epoch_changed", latest_seq=frame.seq)
+                )
+            await self._send_frame(state, frame)
+            return
+        if frame.seq <= state.seq:
+            return  # already delivered (a gap fill or snapshot got there first)
+        if frame.seq > state.seq + 1:
+            missed = await get_store().since(
+                topic=topic, epoch=state.epoch, since_seq=state.seq, limit=settings.WEBSOCKET_HISTORY_LENGTH
+            )
+            if isinstance(missed, list) and missed and missed[0].seq == state.seq + 1:
+                for old in missed:
+                    await self._send_frame(state, old)
+                if state.seq < frame.seq:
+                    await self._send_frame(state, frame)
+                return
+            reason = missed if isinstance(missed, str) else "history_trimmed"
+            await self._send(events.resync(epoch=frame.epoch, topic=topic, reason=reason, latest_seq=frame.seq))
+        await self._send_frame(state, frame)
+
+    async def _send_frame(self, state: _TopicState, frame: Frame) -> None:
+        state.epoch, state.seq = frame.epoch, frame.seq
+        await self.send(text_data=frame.text)
+
+    async def _send(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    def _epoch(self) -> str:
+        state = self.topics.get(events.STATUS_TOPIC)
+        return state.epoch or "" if state else ""
+
+    # --- client -> server ---------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
+        limit = settings.WEBSOCKET_MAX_FRAME_BYTES
+        if text_data is None:
+            await self._refuse(events.BINARY_NOT_SUPPORTED, "Send JSON text frames; binary frames are not accepted.")
+            return
+        if len(text_data) > limit or len(text_data.encode("utf-8", "surrogatepass")) > limit:
+            await self._refuse(events.FRAME_TOO_LARGE, f"Frames are limited to {limit} bytes.")
+            return
+        if not self.bucket.take():
+            await self._refuse(events.RATE_LIMITED, "Too many messages; slow down.", throttle=True)
+            return
+        try:
+            content = json.loads(text_data)
+        except (ValueError, RecursionError):
+            await self._refuse(events.INVALID_JSON, "The frame is not valid JSON.")
+            return
+        try:
+            message = events.parse_client_message(content)
+        except events.ClientMessageError as exc:
+            await self._refuse(exc.code, str(exc), request_type=exc.request_type)
+            return
+        try:
+            await self._handle(message)
+        except Exception:
+            logger.exception("live feed request %s failed", message.type)
+            await self._send(
+                events.error(
+                    epoch=self._epoch(),
+                    code=events.UNAVAILABLE,
+                    message="The feed could not answer right now; retry shortly.",
+                    request_type=message.type,
+                )
+            )
+
+    async def _refuse(
+        self, code: str, message: str, *, request_type: str | None = None, throttle: bool = False
+    ) -> None:
+        if self.strikes.add():
+            await self.close(code=events.CLOSE_POLICY_VIOLATION)
+            return
+        if throttle:
+            # One rate-limit error per second is enough; answering every flooded frame feeds the flood.
+            now = asyncio.get_running_loop().time()
+            if now - self.last_rate_error < 1.0:
+                return
+            self.last_rate_error = now
+        await self._send(events.error(epoch=self._epoch(), code=code, message=message, request_type=request_type))
+
+    async def _handle(self, message: events.ClientMessage) -> None:
+        if message.type == events.PING:
+            await self._send(events.pong(epoch=self._epoch(), echo=message.echo))
+        elif message.type == events.SUBSCRIBE:
+            await self._subscribe(message.topic, resume=None, reply=True)
+        elif message.type == events.UNSUBSCRIBE:
+            await self._unsubscribe(message.topic)
+        elif message.type == events.GET_STATUS:
+            await self._send((await ensure_status_frame()).text)
+        elif message.type == events.GET_ALERTS:
+            await self._send_latest(events.ALERTS_TOPIC)
+        elif message.type == events.RESUME:
+            state = self.topics.get(message.topic)
+            if state is None:
+                await self._refuse(events.UNKNOWN_TOPIC, f"Not subscribed to {message.topic!r}.", request_type="resume")
+                return
+            await self._resume(message.topic, state, since_seq=message.since_seq, epoch=message.epoch)
+
+    async def _send_latest(self, topic: str) -> None:
+        frame = await latest_frame(topic=topic)
+        if frame is None:
+            await ensure_status_frame()  # publishes the alerts and per-source topics along with the status
+            frame = await latest_frame(topic=topic)
+        if frame is None:
+            await self._send(
+                events.error(epoch=self._epoch(), code=events.UNAVAILABLE, message=f"Nothing published on {topic} yet.")
+            )
+            return
+        await self._send(frame.text)
+
+    async def _subscribe(self, topic: str, *, resume: tuple[int, str] | None, reply: bool) -> None:
+        if topic not in self.topics:
+            if len(self.topics) >= settings.WEBSOCKET_MAX_TOPICS:
+                await self._refuse(
+                    events.INVALID_MESSAGE, "Too many topics on one connection.", request_type="subscribe"
+                )
+                return
+            await self.channel_layer.group_add(events.group_name(topic), self.channel_name)
+            self.topics[topic] = _TopicState()
+        if reply:
+            await self._send(events.subscribed(epoch=self._epoch(), topic=topic, topics=sorted(self.topics)))
+        state = self.topics[topic]
+        if resume is not None:
+            await self._resume(topic, state, since_seq=resume[0], epoch=resume[1])
+        else:
+            await self._snapshot(topic, state)
+
+    async def _snapshot(self, topic: str, state: _TopicState) -> None:
+        frame = await (ensure_status_frame() if topic == events.STATUS_TOPIC else latest_frame(topic=topic))
+        if frame is not None and (frame.epoch != state.epoch or frame.seq > state.seq):
+            await self._send_frame(state, frame)
+
+    async def _unsubscribe(self, topic: str) -> None:
+        if self.topics.pop(topic, None) is not None:
+            await self.channel_layer.group_discard(events.group_name(topic), self.channel_name)
+        await self._send(events.unsubscribed(epoch=self._epoch(), topic=topic, topics=sorted(self.topics)))
+
+    async def _resume(self, topic: str, state: _TopicState, *, since_seq: int, epoch: str) -> None:
+        missed = await get_store().since(
+            topic=topic, epoch=epoch, since_seq=since_seq, limit=settings.WEBSOCKET_HISTORY_LENGTH
+        )
+        if isinstance(missed, str):
+            latest = await latest_frame(topic=topic)
+            await self._send(
+                events.resync(
+                    epoch=latest.epoch if latest else epoch,
+                    topic=topic,
+                    reason=missed,
+                    latest_seq=latest.seq if latest else None,
+                )
+            )
+            state.epoch, state.seq = None, 0
+            await self._snapshot(topic, state)
+            return
+        await self._send(events.resumed(epoch=epoch, topic=topic, since_seq=since_seq, replayed=len(missed)))
+        for frame in missed:
+            await self.send(text_data=frame.text)
+        last = missed[-1].seq if missed else since_seq
+        if state.epoch == epoch:
+            state.seq = max(state.seq, last)
+        else:
+            state.epoch, state.seq = epoch, last
+
+
+def _resume_params(query: dict[str, list[str]]) -> tuple[int, str] | None:
+    """``?since_seq=N&epoch=E`` on the URL resumes the status topic instead of sending a snapshot."""
+    since, epoch = (query.get("since_seq") or [None])[0], (query.get("epoch") or [None])[0]
+    if since is None or epoch is None or not since.isdigit() or not 0 < len(epoch) <= 64:
+        return None
+    return int(since), epoch

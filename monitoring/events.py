@@ -1,0 +1,230 @@
+"""Every WebSocket message of the live feed is defined here: builders for server frames, and the
+parser that validates client input. Nothing else builds message dicts by hand.
+
+Server frames share one envelope::
+
+    {"type": str, "topic": str | None, "seq": int, "epoch": str, "timestamp": ISO-8601 UTC, "data": {...}}
+
+Topic frames (status, alerts, per-source) carry the topic's ``seq`` (1, 2, 3, ... per epoch),
+assigned once by the publisher. Direct replies (pong, error, ...) carry ``topic: null`` and
+``seq: 0``: they are not part of any sequence. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from monitoring.selectors import isoformat
+
+# --- Topics ---------------------------------------------------------------------------------
+STATUS_TOPIC = "status"
+ALERTS_TOPIC = "alerts"
+SOURCE_TOPIC_PREFIX = "source:"
+_SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+
+# --- Server -> client types -----------------------------------------------------------------
+PIPELINE_STATUS_UPDATE = "pipeline_status_update"
+SOURCE_STATUS_UPDATE = "source_status_update"
+ALERTS_UPDATE = "alerts_update"
+PONG = "pong"
+ERROR = "error"
+RESYNC = "resync"
+SUBSCRIBED = "subscribed"
+UNSUBSCRIBED = "unsubscribed"
+RESUMED = "resumed"
+
+# --- Client -> server types -----------------------------------------------------------------
+PING = "ping"
+SUBSCRIBE = "subscribe"
+UNSUBSCRIBE = "unsubscribe"
+GET_STATUS = "get_status"
+GET_ALERTS = "get_alerts"
+RESUME = "resume"
+CLIENT_TYPES = (PING, SUBSCRIBE, UNSUBSCRIBE, GET_STATUS, GET_ALERTS, RESUME)
+
+# --- Error codes (in ``error`` frames) --------------------------------------------------------
+INVALID_JSON = "invalid_json"
+INVALID_MESSAGE = "invalid_message"
+UNKNOWN_TYPE = "unknown_type"
+BINARY_NOT_SUPPORTED = "binary_not_supported"
+FRAME_TOO_LARGE = "frame_too_large"
+RATE_LIMITED = "rate_limited"
+UNKNOWN_TOPIC = "unknown_topic"
+UNAVAILABLE = "unavailable"
+
+# --- Close codes ------------------------------------------------------------------------------
+CLOSE_RECONNECT = 4000  # connection reached its maximum age or the server is draining: reconnect and resume
+CLOSE_POLICY_VIOLATION = 4008  # repeated abuse (invalid frames, floods)
+CLOSE_TOO_MANY_CONNECTIONS = 4029  # global or per-IP connection cap reached
+CLOSE_UNAUTHENTICATED = 4401  # no session, ticket or public read
+CLOSE_FORBIDDEN = 4403  # authenticated but not allowed
+
+MAX_SEQ = 2**53  # exact in JavaScript numbers
+
+
+def topic_type(topic: str) -> str:
+    if topic == STATUS_TOPIC:
+        return PIPELINE_STATUS_UPDATE
+    if topic == ALERTS_TOPIC:
+        return ALERTS_UPDATE
+    return SOURCE_STATUS_UPDATE
+
+
+def is_valid_topic(topic: Any) -> bool:
+    if topic in (STATUS_TOPIC, ALERTS_TOPIC):
+        return True
+    return (
+        isinstance(topic, str)
+        and topic.startswith(SOURCE_TOPIC_PREFIX)
+        and bool(_SOURCE_NAME.match(topic[len(SOURCE_TOPIC_PREFIX) :]))
+    )
+
+
+def source_topic(source: str) -> str:
+    return f"{SOURCE_TOPIC_PREFIX}{source}"
+
+
+def group_name(topic: str) -> str:
+    """Channel-layer group for a topic (group names allow only ASCII letters, digits, '-', '_', '.')."""
+    return "feed." + re.sub(r"[^A-Za-z0-9_.-]", lambda m: f"-{ord(m.group()):02x}", topic)
+
+
+def encode(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# --- Topic frames: split so the publisher can insert seq and epoch without re-serialising data ----
+@dataclass(frozen=True)
+class TopicFrameParts:
+    """JSON fragments of a topic frame; the store joins them with the seq and epoch it assigns."""
+
+    type_json: str
+    topic_json: str
+    timestamp_json: str
+    data_json: str
+
+
+def topic_frame_parts(*, topic: str, data: dict[str, Any], at: datetime | None = None) -> TopicFrameParts:
+    if not is_valid_topic(topic):
+        raise ValueError(f"invalid topic {topic!r}")
+    return TopicFrameParts(
+        type_json=encode(topic_type(topic)),
+        topic_json=encode(topic),
+        timestamp_json=encode(isoformat(at or timezone.now())),
+        data_json=encode(data),
+    )
+
+
+def join_topic_frame(parts: TopicFrameParts, *, seq: int, epoch: str) -> str:
+    """The one serialised form of a topic frame (the Redis store builds the same string in Lua)."""
+    return (
+        f'{{"type":{parts.type_json},"topic":{parts.topic_json},"seq":{seq},"epoch":{encode(epoch)},'
+        f'"timestamp":{parts.timestamp_json},"data":{parts.data_json}}}'
+    )
+
+
+# --- Direct replies ---------------------------------------------------------------------------
+def _reply(message_type: str, *, epoch: str, data: dict[str, Any]) -> str:
+    return encode(
+        {
+            "type": message_type,
+            "topic": None,
+            "seq": 0,
+            "epoch": epoch,
+            "timestamp": isoformat(timezone.now()),
+            "data": data,
+        }
+    )
+
+
+def pong(*, epoch: str, echo: Any = None) -> str:
+    return _reply(PONG, epoch=epoch, data={} if echo is None else {"echo": echo})
+
+
+def error(*, epoch: str, code: str, message: str, request_type: str | None = None) -> str:
+    data: dict[str, Any] = {"code": code, "message": message}
+    if request_type is not None:
+        data["request_type"] = request_type
+    return _reply(ERROR, epoch=epoch, data=data)
+
+
+def subscribed(*, epoch: str, topic: str, topics: list[str]) -> str:
+    return _reply(SUBSCRIBED, epoch=epoch, data={"topic": topic, "topics": topics})
+
+
+def unsubscribed(*, epoch: str, topic: str, topics: list[str]) -> str:
+    return _reply(UNSUBSCRIBED, epoch=epoch, data={"topic": topic, "topics": topics})
+
+
+def resync(*, epoch: str, topic: str, reason: str, latest_seq: int | None) -> str:
+    """History cannot fill the gap: drop state for ``topic``; the next frame on it is a snapshot."""
+    return _reply(RESYNC, epoch=epoch, data={"topic": topic, "reason": reason, "latest_seq": latest_seq})
+
+
+def resumed(*, epoch: str, topic: str, since_seq: int, replayed: int) -> str:
+    """Sent before the replayed frames of a successful resume."""
+    return _reply(RESUMED, epoch=epoch, data={"topic": topic, "since_seq": since_seq, "replayed": replayed})
+
+
+# --- Client messages ---------------------------------------------------------------------------
+class ClientMessageError(ValueError):
+    def __init__(self, code: str, message: str, request_type: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_type = request_type
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    type: str
+    topic: str | None = None
+    since_seq: int | None = None
+    epoch: str | None = None
+    echo: Any = None
+
+
+def _topic(content: dict, message_type: str, *, default: str | None) -> str:
+    topic = content.get("topic", default)
+    if not is_valid_topic(topic):
+        raise ClientMessageError(
+            UNKNOWN_TOPIC, f"'topic' must be status, alerts or source:<name>; got {topic!r:.80}", message_type
+        )
+    return topic
+
+
+def parse_client_message(content: Any) -> ClientMessage:
+    """Validate a decoded client frame; raises :class:`ClientMessageError` with a code."""
+    if not isinstance(content, dict):
+        raise ClientMessageError(INVALID_MESSAGE, "A message must be a JSON object with a 'type'.")
+    message_type = content.get("type")
+    if not isinstance(message_type, str):
+        raise ClientMessageError(INVALID_MESSAGE, "'type' must be a string.")
+    if message_type not in CLIENT_TYPES:
+        raise ClientMessageError(
+            UNKNOWN_TYPE, f"Unknown type {message_type!r:.80}; expected one of {', '.join(CLIENT_TYPES)}."
+        )
+    if message_type == PING:
+        echo = content.get("echo")
+        if echo is not None and (not isinstance(echo, (str, int)) or isinstance(echo, bool) or len(str(echo)) > 64):
+            raise ClientMessageError(
+                INVALID_MESSAGE, "'echo' must be a string or integer of at most 64 characters.", PING
+            )
+        return ClientMessage(type=PING, echo=echo)
+    if message_type in (SUBSCRIBE, UNSUBSCRIBE):
+        return ClientMessage(type=message_type, topic=_topic(content, message_type, default=None))
+    if message_type == RESUME:
+        since_seq, epoch = content.get("since_seq"), content.get("epoch")
+        if isinstance(since_seq, bool) or not isinstance(since_seq, int) or not 0 <= since_seq <= MAX_SEQ:
+            raise ClientMessageError(INVALID_MESSAGE, "'since_seq' must be a non-negative integer.", RESUME)
+        if not isinstance(epoch, str) or not 0 < len(epoch) <= 64:
+            raise ClientMessageError(INVALID_MESSAGE, "'epoch' must be the epoch string of a frame.", RESUME)
+        return ClientMessage(
+            type=RESUME, topic=_topic(content, RESUME, default=STATUS_TOPIC), since_seq=since_seq, epoch=epoch
+        )
+    return ClientMessage(type=message_type)

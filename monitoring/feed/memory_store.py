@@ -1,0 +1,51 @@
+"""Feed store for a single process (embedded default: no Redis)."""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+
+from monitoring.events import TopicFrameParts, join_topic_frame
+from monitoring.feed.frames import EPOCH_CHANGED, FUTURE_SEQ, HISTORY_TRIMMED, Frame
+
+
+@dataclass
+class _Topic:
+    epoch: str
+    seq: int = 0
+    history: deque[Frame] = field(default_factory=deque)
+
+
+class MemoryFeedStore:
+    def __init__(self, *, history_length: int) -> None:
+        self.history_length = history_length
+        self._topics: dict[str, _Topic] = {}
+
+    async def publish(self, *, topic: str, parts: TopicFrameParts) -> Frame:
+        state = self._topics.get(topic)
+        if state is None:
+            state = self._topics[topic] = _Topic(epoch=secrets.token_hex(8), history=deque(maxlen=self.history_length))
+        state.seq += 1
+        frame = Frame(topic, state.seq, state.epoch, join_topic_frame(parts, seq=state.seq, epoch=state.epoch))
+        state.history.append(frame)
+        return frame
+
+    async def latest(self, *, topic: str) -> Frame | None:
+        state = self._topics.get(topic)
+        return state.history[-1] if state and state.history else None
+
+    async def since(self, *, topic: str, epoch: str, since_seq: int, limit: int) -> list[Frame] | str:
+        state = self._topics.get(topic)
+        if state is None or state.epoch != epoch:
+            return EPOCH_CHANGED
+        if since_seq > state.seq:
+            return FUTURE_SEQ
+        if since_seq == state.seq:
+            return []
+        if state.seq - since_seq > limit or not state.history or state.history[0].seq > since_seq + 1:
+            return HISTORY_TRIMMED
+        return [frame for frame in state.history if frame.seq > since_seq]
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,114 @@
+"""Feed store in Redis, shared by every server process and broadcaster.
+
+Per topic: a hash ``{epoch, seq}`` and a stream of frames (entry id ``<seq>-0``, MAXLEN ~N).
+A Lua script assigns the seq and appends the frame atomically, so seq order, history order and
+the frame text agree across processes. Epoch and seq live in one key: they vanish together (a
+Redis flush), and the next publish starts a new epoch at seq 1, which clients see as a resync.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import redis.asyncio as aioredis
+
+from monitoring.events import TopicFrameParts
+from monitoring.feed.frames import EPOCH_CHANGED, FUTURE_SEQ, HISTORY_TRIMMED, Frame
+
+_PUBLISH = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  redis.call('DEL', KEYS[2])
+end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local frame = '{"type":' .. ARGV[2] .. ',"topic":' .. ARGV[3] .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
+  '","timestamp":' .. ARGV[4] .. ',"data":' .. ARGV[5] .. '}'
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], seq .. '-0', 'f', frame)
+return {seq, epoch, frame}
+"""
+
+_SINCE = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if (not epoch) or epoch ~= ARGV[1] then return {'epoch_changed'} end
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+local since = tonumber(ARGV[2])
+if since > seq then return {'future_seq'} end
+if since == seq then return {'ok'} end
+if seq - since > tonumber(ARGV[3]) then return {'history_trimmed'} end
+local entries = redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', '+')
+if #entries == 0 or entries[1][1] ~= (since + 1) .. '-0' then return {'history_trimmed'} end
+local out = {'ok'}
+for _, entry in ipairs(entries) do
+  out[#out + 1] = entry[1]
+  out[#out + 1] = entry[2][2]
+end
+return out
+"""
+
+_LATEST = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then return nil end
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if #last == 0 then return nil end
+return {last[1][1], epoch, last[1][2][2]}
+"""
+
+
+def _seq(entry_id: bytes | str) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.split("-", 1)[0])
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisFeedStore:
+    def __init__(self, *, client: aioredis.Redis, prefix: str, history_length: int) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.history_length = history_length
+        self._publish = client.register_script(_PUBLISH)
+        self._since = client.register_script(_SINCE)
+        self._latest = client.register_script(_LATEST)
+
+    def _keys(self, topic: str) -> list[str]:
+        return [f"{self.prefix}:feed:{topic}:state", f"{self.prefix}:feed:{topic}:history"]
+
+    async def publish(self, *, topic: str, parts: TopicFrameParts) -> Frame:
+        seq, epoch, text = await self._publish(
+            keys=self._keys(topic),
+            args=[
+                secrets.token_hex(8),
+                parts.type_json,
+                parts.topic_json,
+                parts.timestamp_json,
+                parts.data_json,
+                self.history_length,
+            ],
+        )
+        return Frame(topic, int(seq), _text(epoch), _text(text))
+
+    async def latest(self, *, topic: str) -> Frame | None:
+        found = await self._latest(keys=self._keys(topic))
+        if not found:
+            return None
+        entry_id, epoch, text = found
+        return Frame(topic, _seq(entry_id), _text(epoch), _text(text))
+
+    async def since(self, *, topic: str, epoch: str, since_seq: int, limit: int) -> list[Frame] | str:
+        result = await self._since(keys=self._keys(topic), args=[epoch, since_seq, limit])
+        verdict = _text(result[0])
+        if verdict == "epoch_changed":
+            return EPOCH_CHANGED
+        if verdict == "future_seq":
+            return FUTURE_SEQ
+        if verdict == "history_trimmed":
+            return HISTORY_TRIMMED
+        pairs = result[1:]
+        return [Frame(topic, _seq(pairs[i]), epoch, _text(pairs[i + 1])) for i in range(0, len(pairs), 2)]
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,107 @@
+"""Publishing to the live feed. The only code that calls ``group_send``.
+
+A publish assigns the frame its seq (in the feed store, shared by all processes), then sends the
+already-serialised frame to the topic's group, so consumers forward text without re-encoding it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.db import transaction
+
+from monitoring.events import ALERTS_TOPIC, STATUS_TOPIC, group_name, source_topic, topic_frame_parts
+from monitoring.feed.frames import Frame
+from monitoring.feed.registry import get_store
+from monitoring.selectors import per_source_status, pipeline_status
+
+logger = logging.getLogger(__name__)
+
+FRAME_EVENT = "feed.frame"
+# Named channel the active broadcaster listens on for "status changed, push soon" hints.
+BROADCASTER_CHANNEL = "monitoring.broadcaster"
+STATUS_DIRTY_EVENT = "status.dirty"
+
+
+async def publish(*, topic: str, data: dict[str, Any]) -> Frame:
+    frame = await get_store().publish(topic=topic, parts=topic_frame_parts(topic=topic, data=data))
+    await get_channel_layer().group_send(
+        group_name(topic),
+        {"type": FRAME_EVENT, "topic": topic, "seq": frame.seq, "epoch": frame.epoch, "frame": frame.text},
+    )
+    return frame
+
+
+async def publish_status(*, document: dict[str, Any], previous: dict[str, str] | None = None) -> dict[str, str]:
+    """Publish the status document, plus the alerts and per-source topics whose content changed.
+
+    ``previous`` maps topic -> JSON of what was last published on it; the returned map is the new one.
+    The status topic is published every time: its frames are the feed's heartbeat.
+    """
+    previous = previous or {}
+    published: dict[str, str] = {}
+    await publish(topic=STATUS_TOPIC, data=document)
+    derived = {ALERTS_TOPIC: {"alerts": document["alerts"]}}
+    derived.update({source_topic(name): detail for name, detail in per_source_status(document).items()})
+    for topic, data in derived.items():
+        fingerprint = repr(sorted(data.items()))
+        published[topic] = fingerprint
+        if previous.get(topic) != fingerprint:
+            await publish(topic=topic, data=data)
+    return published
+
+
+async def latest_frame(*, topic: str) -> Frame | None:
+    return await get_store().latest(topic=topic)
+
+
+_first_publish_locks: dict[int, asyncio.Lock] = {}
+
+
+async def ensure_status_frame() -> Frame:
+    """The latest status frame; when none exists yet (fresh Redis, no broadcaster tick so far), publish one.
+
+    One computation per process at a time, so a reconnect storm into an empty history costs one query.
+    """
+    frame = await latest_frame(topic=STATUS_TOPIC)
+    if frame is not None:
+        return frame
+    lock = _first_publish_locks.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
+    async with lock:
+        frame = await latest_frame(topic=STATUS_TOPIC)
+        if frame is None:
+            document = await database_sync_to_async(pipeline_status)()
+            await publish_status(document=document)
+            frame = await latest_frame(topic=STATUS_TOPIC)
+    return frame
+
+
+# An in-memory channel layer only reaches this process: hints are pointless without a broadcaster here.
+_in_process_broadcaster = False
+
+
+def mark_in_process_broadcaster(running: bool) -> None:
+    global _in_process_broadcaster
+    _in_process_broadcaster = running
+
+
+def request_status_push(*, reason: str) -> None:
+    """Ask the active broadcaster for an early status push. Never raises: ingest must not fail on it."""
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer) and not _in_process_broadcaster:
+        return
+    try:
+        async_to_sync(layer.send)(BROADCASTER_CHANNEL, {"type": STATUS_DIRTY_EVENT, "reason": reason})
+    except Exception:
+        logger.warning("could not request a status push (%s); the next broadcaster tick carries it", reason)
+
+
+def request_status_push_on_commit(*, reason: str) -> None:
+    """Call inside the writing transaction: the hint goes out only if, and after, it commits."""
+    transaction.on_commit(partial(request_status_push, reason=reason))
