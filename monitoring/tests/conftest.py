@@ -1,0 +1,54 @@
+"""Live-feed fixtures: run a test on the in-memory backends and on real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import pytest
+import redis
+
+from monitoring.feed import registry
+
+
+def _redis_settings(settings, prefix: str) -> None:
+    url = os.environ.get("REDIS_URL")
+    assert url, "set REDIS_URL to a Redis server (make test does)"
+    settings.REDIS_URL = url
+    settings.CHANNEL_LAYER_PREFIX = prefix
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": url, "socket_timeout": 15}], "prefix": prefix},
+        }
+    }
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url, "KEY_PREFIX": prefix}
+    }
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def feed_backend(request, settings):
+    """The feed's backends, in-memory or Redis (keys under a prefix of this test's own)."""
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    if request.param == "memory":
+        settings.REDIS_URL = None
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    else:
+        _redis_settings(settings, prefix)
+    settings.WEBSOCKET_EMBEDDED_BROADCASTER = False
+    settings.MONITORING_PUBLIC_READ = True
+    registry.reset()
+    yield request.param
+    registry.reset()
+    if request.param == "redis":
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+        client.close()
+
+
+def frame(text: str) -> dict:
+    return json.loads(text)

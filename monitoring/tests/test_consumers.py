@@ -1,0 +1,331 @@
+"""The live-feed consumer, driven through the full ASGI application with WebsocketCommunicator,
+on the in-memory backends and on real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from conflict_monitor.asgi import application
+from monitoring import events
+from monitoring.feed.registry import get_store
+from monitoring.selectors import pipeline_status
+from monitoring.services.feed import publish, publish_status
+from monitoring.services.tickets import issue_ticket
+from monitoring.tests.factories import DataQualityMetricFactory, PipelineRunFactory
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("feed_backend")]
+PATH = "/ws/monitoring/pipeline-status"
+ENVELOPE = {"type", "topic", "seq", "epoch", "timestamp", "data"}
+
+
+async def open_feed(query: str = "", headers: list | None = None) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, PATH + query, headers=headers or [])
+    connected, _ = await communicator.connect(timeout=5)
+    assert connected
+    return communicator
+
+
+async def recv(communicator: WebsocketCommunicator, timeout: float = 3) -> dict:
+    return json.loads(await communicator.receive_from(timeout=timeout))
+
+
+async def send(communicator: WebsocketCommunicator, message) -> None:
+    await communicator.send_to(text_data=json.dumps(message))
+
+
+async def closed_with(communicator: WebsocketCommunicator, timeout: float = 3) -> int:
+    output = await communicator.receive_output(timeout=timeout)
+    assert output["type"] == "websocket.close", output
+    return output["code"]
+
+
+async def publish_current_status() -> None:
+    await publish_status(document=await database_sync_to_async(pipeline_status)())
+
+
+# --- snapshot and pushes ------------------------------------------------------------------------
+async def test_connect_sends_the_status_document_at_once():
+    await database_sync_to_async(DataQualityMetricFactory)(geocoding_attempts=10, geocoding_successes=7)
+    feed = await open_feed()
+    snapshot = await recv(feed)
+    assert set(snapshot) == ENVELOPE
+    assert snapshot["type"] == "pipeline_status_update" and snapshot["topic"] == "status"
+    assert snapshot["seq"] >= 1 and snapshot["epoch"]
+    assert snapshot["timestamp"].endswith("Z")
+    expected = await database_sync_to_async(pipeline_status)()
+    snapshot["data"].pop("timestamp"), expected.pop("timestamp")
+    assert snapshot["data"] == expected
+    await feed.disconnect()
+
+
+async def test_every_publish_reaches_the_client_with_the_next_seq():
+    feed = await open_feed()
+    first = await recv(feed)
+    await publish_current_status()
+    await publish_current_status()
+    seqs = [(await recv(feed))["seq"] for _ in range(2)]
+    assert seqs == [first["seq"] + 1, first["seq"] + 2]
+    await feed.disconnect()
+
+
+async def test_two_clients_see_the_same_seq_and_identical_frames():
+    one, two = await open_feed(), await open_feed()
+    await recv(one), await recv(two)
+    await publish_current_status()
+    assert await one.receive_from(timeout=3) == await two.receive_from(timeout=3)
+    await one.disconnect(), await two.disconnect()
+
+
+# --- client protocol ------------------------------------------------------------------------------
+async def test_ping_is_answered_with_pong_echoing_its_token():
+    feed = await open_feed()
+    snapshot = await recv(feed)
+    await send(feed, {"type": "ping", "echo": "abc"})
+    pong = await recv(feed)
+    assert set(pong) == ENVELOPE
+    assert (pong["type"], pong["topic"], pong["seq"], pong["data"]) == ("pong", None, 0, {"echo": "abc"})
+    assert pong["epoch"] == snapshot["epoch"]
+    await feed.disconnect()
+
+
+async def test_subscribe_to_a_source_delivers_its_detail_and_unsubscribe_stops_it():
+    await database_sync_to_async(PipelineRunFactory)(source="acled")
+    feed = await open_feed()
+    await recv(feed)
+    await send(feed, {"type": "subscribe", "topic": "source:acled"})
+    reply = await recv(feed)
+    assert reply["type"] == "subscribed"
+    assert reply["data"] == {"topic": "source:acled", "topics": ["source:acled", "status"]}
+    detail = await recv(feed)  # the snapshot published with the first status
+    assert (detail["type"], detail["topic"]) == ("source_status_update", "source:acled")
+    assert detail["data"]["source"] == "acled" and detail["data"]["scraping"]["source"] == "acled"
+
+    await publish(topic="source:acled", data={"source": "acled", "status": "critical"})
+    pushed = await recv(feed)
+    assert (pushed["seq"], pushed["data"]["status"]) == (detail["seq"] + 1, "critical")
+
+    await send(feed, {"type": "unsubscribe", "topic": "source:acled"})
+    assert (await recv(feed))["data"] == {"topic": "source:acled", "topics": ["status"]}
+    await publish(topic="source:acled", data={"source": "acled", "status": "healthy"})
+    await send(feed, {"type": "ping"})
+    assert (await recv(feed))["type"] == "pong"  # nothing from the dropped topic came first
+    await feed.disconnect()
+
+
+async def test_get_status_and_get_alerts_return_the_latest_frames():
+    feed = await open_feed()
+    snapshot = await recv(feed)
+    await send(feed, {"type": "get_status"})
+    again = await recv(feed)
+    assert (again["type"], again["seq"]) == ("pipeline_status_update", snapshot["seq"])
+    await send(feed, {"type": "get_alerts"})
+    alerts = await recv(feed)
+    assert (alerts["type"], alerts["topic"], alerts["data"]) == ("alerts_update", "alerts", {"alerts": []})
+    await feed.disconnect()
+
+
+# --- bad input -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("{not json", "invalid_json"),
+        ("[" * 20000 + "]" * 20000, "frame_too_large"),
+        (json.dumps([1, 2]), "invalid_message"),
+        (json.dumps({"type": 5}), "invalid_message"),
+        (json.dumps({"type": "shutdown"}), "unknown_type"),
+        (json.dumps({"type": "subscribe", "topic": "secrets"}), "unknown_topic"),
+        (json.dumps({"type": "subscribe"}), "unknown_topic"),
+        (json.dumps({"type": "resume", "since_seq": -1, "epoch": "e"}), "invalid_message"),
+        (json.dumps({"type": "resume", "since_seq": "3", "epoch": "e"}), "invalid_message"),
+        (json.dumps({"type": "resume", "since_seq": 3}), "invalid_message"),
+        (json.dumps({"type": "ping", "echo": {"x": 1}}), "invalid_message"),
+        ("[" * 3000 + "]" * 3000, "invalid_json"),
+    ],
+)
+async def test_bad_frames_get_an_error_frame_and_the_connection_stays_up(raw, code):
+    feed = await open_feed()
+    await recv(feed)
+    await feed.send_to(text_data=raw)
+    error = await recv(feed)
+    assert (error["type"], error["data"]["code"]) == ("error", code), error
+    await send(feed, {"type": "ping"})
+    assert (await recv(feed))["type"] == "pong"
+    await feed.disconnect()
+
+
+async def test_binary_frames_are_refused_with_an_error_frame():
+    feed = await open_feed()
+    await recv(feed)
+    await feed.send_to(bytes_data=b"\x00\x01")
+    assert (await recv(feed))["data"]["code"] == "binary_not_supported"
+    await feed.disconnect()
+
+
+async def test_a_flood_is_rate_limited_with_one_error_per_second(settings):
+    settings.WEBSOCKET_RATE_BURST = 5
+    settings.WEBSOCKET_RATE_PER_SECOND = 1
+    settings.WEBSOCKET_MAX_STRIKES = 1000
+    feed = await open_feed()
+    await recv(feed)
+    for _ in range(30):
+        await send(feed, {"type": "ping"})
+    replies = []
+    while not await feed.receive_nothing(timeout=0.3):
+        replies.append((await recv(feed))["type"])
+    assert replies.count("pong") == 5
+    assert replies.count("error") == 1
+    await feed.disconnect()
+
+
+async def test_repeated_abuse_closes_with_the_policy_code(settings):
+    settings.WEBSOCKET_MAX_STRIKES = 5
+    feed = await open_feed()
+    await recv(feed)
+    for _ in range(6):
+        await feed.send_to(text_data="nope")
+    codes = []
+    while True:
+        output = await feed.receive_output(timeout=3)
+        if output["type"] == "websocket.close":
+            break
+        codes.append(json.loads(output["text"])["data"]["code"])
+    assert codes == ["invalid_json"] * 5
+    assert output["code"] == events.CLOSE_POLICY_VIOLATION
+
+
+# --- resume and gaps -----------------------------------------------------------------------------
+async def _publish_n(n: int) -> list:
+    return [await publish(topic="status", data={"n": i}) for i in range(n)]
+
+
+async def test_resume_on_connect_replays_the_missed_frames_in_order():
+    frames = await _publish_n(6)
+    epoch = frames[0].epoch
+    feed = await open_feed(f"?since_seq={frames[1].seq}&epoch={epoch}")
+    marker = await recv(feed)
+    assert marker["type"] == "resumed"
+    assert marker["data"] == {"topic": "status", "since_seq": frames[1].seq, "replayed": 4}
+    replayed = [await feed.receive_from(timeout=3) for _ in range(4)]
+    assert replayed == [f.text for f in frames[2:]]  # the original frames, byte for byte
+    await publish(topic="status", data={"n": "next"})
+    assert (await recv(feed))["seq"] == frames[-1].seq + 1
+    await feed.disconnect()
+
+
+async def test_resume_message_replays_what_the_client_missed():
+    feed = await open_feed()
+    snapshot = await recv(feed)
+    await _publish_n(3)
+    for _ in range(3):
+        await recv(feed)
+    await send(feed, {"type": "resume", "since_seq": snapshot["seq"], "epoch": snapshot["epoch"]})
+    assert (await recv(feed))["data"]["replayed"] == 3
+    assert [(await recv(feed))["seq"] for _ in range(3)] == [snapshot["seq"] + i for i in (1, 2, 3)]
+    await feed.disconnect()
+
+
+async def test_resume_outside_the_history_gets_resync_and_a_fresh_snapshot(settings):
+    settings.WEBSOCKET_HISTORY_LENGTH = 10
+    frames = await _publish_n(40)
+    feed = await open_feed(f"?since_seq=2&epoch={frames[0].epoch}")
+    resync = await recv(feed)
+    assert resync["type"] == "resync"
+    assert resync["data"] == {"topic": "status", "reason": "history_trimmed", "latest_seq": frames[-1].seq}
+    assert (await recv(feed))["seq"] == frames[-1].seq
+    await feed.disconnect()
+
+
+@pytest.mark.parametrize(("since", "reason"), [(0, "epoch_changed"), (10_000, "future_seq")])
+async def test_resume_with_an_unknown_epoch_or_future_seq_gets_resync(since, reason):
+    frames = await _publish_n(2)
+    epoch = "not-the-epoch" if reason == "epoch_changed" else frames[0].epoch
+    feed = await open_feed(f"?since_seq={since}&epoch={epoch}")
+    resync = await recv(feed)
+    assert (resync["type"], resync["data"]["reason"]) == ("resync", reason)
+    assert (await recv(feed))["seq"] == frames[-1].seq
+    await feed.disconnect()
+
+
+async def test_a_frame_lost_in_delivery_is_filled_from_history():
+    """A frame that reaches the store but not the client (e.g. dropped in transit) is replayed."""
+    from monitoring.events import topic_frame_parts
+
+    feed = await open_feed()
+    snapshot = await recv(feed)
+    lost = await get_store().publish(topic="status", parts=topic_frame_parts(topic="status", data={"lost": True}))
+    await publish(topic="status", data={"after": True})
+    got = [await recv(feed) for _ in range(2)]
+    assert [g["seq"] for g in got] == [snapshot["seq"] + 1, snapshot["seq"] + 2]
+    assert got[0]["seq"] == lost.seq and got[0]["data"] == {"lost": True}
+    assert await feed.receive_nothing(timeout=0.2)
+    await feed.disconnect()
+
+
+# --- limits, lifetime, auth, origin ---------------------------------------------------------------
+async def test_connections_over_the_total_cap_are_closed_with_4029(settings):
+    settings.WEBSOCKET_MAX_CONNECTIONS = 2
+    first, second = await open_feed(), await open_feed()
+    third = await open_feed()
+    assert await closed_with(third) == events.CLOSE_TOO_MANY_CONNECTIONS
+    await first.disconnect()
+    fourth = await open_feed()
+    assert (await recv(fourth))["type"] == "pipeline_status_update"
+    await second.disconnect(), await fourth.disconnect()
+
+
+async def test_connections_over_the_per_ip_cap_are_closed_with_4029(settings):
+    settings.WEBSOCKET_MAX_CONNECTIONS_PER_IP = 1
+    first = await open_feed()
+    second = await open_feed()
+    assert await closed_with(second) == events.CLOSE_TOO_MANY_CONNECTIONS
+    await first.disconnect()
+
+
+async def test_an_old_connection_is_closed_with_the_reconnect_code(settings):
+    settings.WEBSOCKET_MAX_CONNECTION_AGE = 0.3
+    feed = await open_feed()
+    await recv(feed)
+    assert await closed_with(feed, timeout=3) == events.CLOSE_RECONNECT
+
+
+async def test_private_feed_refuses_anonymous_sockets_with_4401(settings):
+    settings.MONITORING_PUBLIC_READ = False
+    feed = await open_feed()
+    assert await closed_with(feed) == events.CLOSE_UNAUTHENTICATED
+
+
+async def test_a_ticket_opens_the_private_feed_once(settings, django_user_model):
+    settings.MONITORING_PUBLIC_READ = False
+    user = await database_sync_to_async(django_user_model.objects.create_user)("operator", password="pw")
+    ticket = await database_sync_to_async(issue_ticket)(user_id=user.pk)
+    feed = await open_feed(f"?ticket={ticket}")
+    assert (await recv(feed))["type"] == "pipeline_status_update"
+    await feed.disconnect()
+    reused = await open_feed(f"?ticket={ticket}")
+    assert await closed_with(reused) == events.CLOSE_FORBIDDEN
+
+
+async def test_a_foreign_origin_is_refused_at_the_handshake(settings):
+    settings.ALLOWED_HOSTS = ["monitor.example.org"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://dash.example.org"]
+    foreign = WebsocketCommunicator(application, PATH, headers=[(b"origin", b"https://evil.example.com")])
+    connected, _ = await foreign.connect(timeout=3)
+    assert not connected
+    for origin in (b"https://monitor.example.org", b"https://dash.example.org"):
+        allowed = await open_feed(headers=[(b"origin", origin)])
+        assert (await recv(allowed))["type"] == "pipeline_status_update"
+        await allowed.disconnect()
+
+
+async def test_the_first_client_of_an_empty_history_gets_a_computed_snapshot():
+    feed = await open_feed()
+    snapshot = await recv(feed)
+    assert snapshot["seq"] == 1
+    assert snapshot["data"]["overall_status"] == "no_data"
+    await asyncio.sleep(0)
+    await feed.disconnect()
