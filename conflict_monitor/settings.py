@@ -201,6 +201,10 @@ MONITORING_THRESHOLDS = {
     # No successful scrape for this long marks a source stale; no metric for this long marks data stale.
     "source_stale_after_seconds": env_int("MONITORING_SOURCE_STALE_AFTER", 2 * 3600, minimum=1),
     "data_stale_after_seconds": env_int("MONITORING_DATA_STALE_AFTER", 2 * 3600, minimum=1),
+    # A source with no scrape run for this long is retired from the status (renamed or removed feeds).
+    "source_retire_after_seconds": env_int("MONITORING_SOURCE_RETIRE_AFTER", 7 * 86400, minimum=60),
+    # A run still "running" after this long is counted as stuck (its worker died without reporting).
+    "run_timeout_seconds": env_int("MONITORING_RUN_TIMEOUT", 6 * 3600, minimum=60),
 }
 MONITORING_INGEST_MAX_BATCH = env_int("MONITORING_INGEST_MAX_BATCH", 5000, minimum=1)
 MONITORING_INGEST_MAX_BODY_BYTES = env_int("MONITORING_INGEST_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)

@@ -102,6 +102,7 @@ class Broadcaster:
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
+        mark_in_process_broadcaster(True)
         listener = asyncio.ensure_future(self._listen())
         last_publish = -float("inf")
         try:
@@ -135,6 +136,7 @@ class Broadcaster:
                 # already pending waits out the push-rate gap instead of spinning.
                 await _wait_any(None if self._dirty.is_set() else self._dirty, stop, timeout=wait)
         finally:
+            mark_in_process_broadcaster(False)
             listener.cancel()
             try:
                 await self.lease.release()
@@ -175,5 +177,4 @@ def ensure_embedded_broadcaster() -> None:
     global _embedded
     if _embedded is not None and not _embedded.done():
         return
-    mark_in_process_broadcaster(True)
     _embedded = asyncio.ensure_future(build_broadcaster().run(asyncio.Event()))

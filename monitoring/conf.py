@@ -19,6 +19,8 @@ class Thresholds:
     min_runs: int
     source_stale_after_seconds: int
     data_stale_after_seconds: int
+    source_retire_after_seconds: int
+    run_timeout_seconds: int
 
 
 def thresholds() -> Thresholds:

@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from monitoring.conf import Thresholds, default_window_hours, thresholds
-from monitoring.models import DataQualityMetric, PipelineRun
+from monitoring.models import DataQualityMetric, PipelineRun, ScrapeSource
 from monitoring.models.metrics import COUNT_FIELDS
 
 HEALTHY = "healthy"
@@ -102,14 +102,16 @@ def data_quality(*, now: datetime, window_hours: int, limits: Thresholds) -> dic
     window: QuerySet[DataQualityMetric] = DataQualityMetric.objects.filter(
         timestamp__gt=now - timedelta(hours=window_hours), timestamp__lte=now
     )
-    totals = window.aggregate(**_quality_aggregates())
-    per_source = window.values("source").annotate(**_quality_aggregates()).order_by("source")
+    per_source = list(window.values("source").annotate(**_quality_aggregates()).order_by("source"))
+    # Totals add up the per-source sums of the same query, so they always agree with ``by_source``.
+    totals: dict[str, Any] = {field: sum(row[field] for row in per_source) for field in (*COUNT_FIELDS, "reports")}
+    # Newest report at any age: reports that stopped before the window began are stale, not "no data".
+    newest = DataQualityMetric.objects.filter(timestamp__lte=now).aggregate(newest=Max("timestamp"))["newest"]
+    totals["last_updated"] = newest
 
     block = _quality_block(totals, limits=limits)
-    last = totals["last_updated"]
-    stale = last is not None and (now - last).total_seconds() > limits.data_stale_after_seconds
+    stale = newest is not None and (now - newest).total_seconds() > limits.data_stale_after_seconds
     if stale:
-        # Old numbers are not a healthy pipeline: reports stopped arriving.
         block["status"] = worst(block["status"], DEGRADED)
     block["stale"] = stale
     block["window_hours"] = window_hours
@@ -117,51 +119,64 @@ def data_quality(*, now: datetime, window_hours: int, limits: Thresholds) -> dic
     return block
 
 
+def _failure_status(*, failure_rate: float, finished: int, limits: Thresholds) -> str:
+    if finished < limits.min_runs:
+        return NO_DATA
+    if failure_rate >= limits.failure_rate_critical:
+        return CRITICAL
+    if failure_rate >= limits.failure_rate_warn:
+        return DEGRADED
+    return HEALTHY
+
+
 def scraping_health(*, now: datetime, window_hours: int, limits: Thresholds) -> dict[str, Any]:
     start = now - timedelta(hours=window_hours)
-    finished_in_window = Q(finished_at__gt=start, finished_at__lte=now)
-    rows = (
-        PipelineRun.objects.filter(stage=PipelineRun.Stage.SCRAPE, started_at__lte=now)
+    known = ScrapeSource.objects.filter(last_run_at__gt=now - timedelta(seconds=limits.source_retire_after_seconds))
+    scrapes = PipelineRun.objects.filter(stage=PipelineRun.Stage.SCRAPE)
+    finished = {
+        row["source"]: row
+        for row in scrapes.filter(finished_at__gt=start, finished_at__lte=now)
+        .values("source")
+        .annotate(finished=Count("pk"), failed=Count("pk", filter=Q(status=PipelineRun.Status.FAILED)))
+    }
+    running = {
+        row["source"]: row
+        for row in scrapes.filter(status=PipelineRun.Status.RUNNING)
         .values("source")
         .annotate(
-            last_run=Max("started_at"),
-            last_success=Max("finished_at", filter=Q(status=PipelineRun.Status.SUCCEEDED, finished_at__lte=now)),
-            finished=Count("pk", filter=finished_in_window & ~Q(status=PipelineRun.Status.RUNNING)),
-            failed=Count("pk", filter=finished_in_window & Q(status=PipelineRun.Status.FAILED)),
-            running=Count("pk", filter=Q(status=PipelineRun.Status.RUNNING)),
+            running=Count("pk"),
+            stuck=Count("pk", filter=Q(started_at__lte=now - timedelta(seconds=limits.run_timeout_seconds))),
         )
-        .order_by("source")
-    )
+    }
     sources = []
-    for row in rows:
-        last_success = row["last_success"]
+    for source in known.order_by("name"):
+        counts = finished.get(source.name, {"finished": 0, "failed": 0})
+        active = running.get(source.name, {"running": 0, "stuck": 0})
+        last_success = source.last_success_at
         stale = last_success is None or (now - last_success).total_seconds() > limits.source_stale_after_seconds
-        failure_rate = rate(numerator=row["failed"], denominator=row["finished"])
-        if row["finished"] < limits.min_runs:
-            failure_status = NO_DATA
-        elif failure_rate >= limits.failure_rate_critical:
-            failure_status = CRITICAL
-        elif failure_rate >= limits.failure_rate_warn:
-            failure_status = DEGRADED
-        else:
-            failure_status = HEALTHY
+        failure_rate = rate(numerator=counts["failed"], denominator=counts["finished"])
         sources.append(
             {
-                "source": row["source"],
-                "status": worst(failure_status, DEGRADED if stale else HEALTHY),
-                "last_run": isoformat(row["last_run"]),
+                "source": source.name,
+                "status": worst(
+                    _failure_status(failure_rate=failure_rate, finished=counts["finished"], limits=limits),
+                    DEGRADED if stale or active["stuck"] else HEALTHY,
+                ),
+                "last_run": isoformat(source.last_run_at),
                 "last_success": isoformat(last_success),
+                "last_failure": isoformat(source.last_failure_at),
+                "last_error": source.last_error,
                 "stale": stale,
                 "failure_rate": failure_rate,
-                "finished_runs": row["finished"],
-                "failed_runs": row["failed"],
-                "running_runs": row["running"],
+                "finished_runs": counts["finished"],
+                "failed_runs": counts["failed"],
+                "running_runs": active["running"],
+                "stuck_runs": active["stuck"],
             }
         )
     status = worst(*(s["status"] for s in sources))
     if sources and all(s["stale"] for s in sources):
-        # Nothing is scraping at all.
-        status = CRITICAL
+        status = CRITICAL  # no source delivers anything
     return {
         "status": status,
         "stale_sources": sum(1 for s in sources if s["stale"]),
@@ -204,7 +219,6 @@ def per_source_status(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "scraping": scraping.get(name),
             "data_quality": quality.get(name),
             "window_hours": document["window_hours"],
-            "timestamp": document["timestamp"],
         }
         for name in sorted(scraping.keys() | quality.keys())
     }

@@ -1,5 +1,6 @@
 from monitoring.models.ingest import IdempotencyRecord, IngestToken
 from monitoring.models.metrics import DataQualityMetric
 from monitoring.models.runs import PipelineRun
+from monitoring.models.sources import ScrapeSource
 
-__all__ = ["DataQualityMetric", "IdempotencyRecord", "IngestToken", "PipelineRun"]
+__all__ = ["DataQualityMetric", "IdempotencyRecord", "IngestToken", "PipelineRun", "ScrapeSource"]

@@ -34,8 +34,8 @@ class DataQualityMetric(models.Model):
             ),
         ]
         indexes = [
-            # Trailing-window totals read only this index (PostgreSQL index-only scan).
-            models.Index(fields=["timestamp"], include=list(COUNT_FIELDS), name="dqm_timestamp_cover"),
+            # The status query's per-source window sums read only this index (PostgreSQL index-only scan).
+            models.Index(fields=["timestamp"], include=[*COUNT_FIELDS, "source"], name="dqm_timestamp_cover"),
             # Per-source breakdown and per-source history.
             models.Index(fields=["source", "timestamp"], include=list(COUNT_FIELDS), name="dqm_source_timestamp_cover"),
         ]

@@ -32,7 +32,6 @@ class PipelineRun(models.Model):
                 condition=Q(finished_at__isnull=True) | Q(finished_at__gte=F("started_at")),
                 name="run_finished_after_started",
             ),
-            # A running run has no end; a finished one has.
             models.CheckConstraint(
                 condition=Q(status="running", finished_at__isnull=True)
                 | (Q(status__in=["succeeded", "failed"]) & Q(finished_at__isnull=False)),
@@ -44,6 +43,10 @@ class PipelineRun(models.Model):
         indexes = [
             models.Index(fields=["stage", "source", "started_at"], name="run_stage_source_started"),
             models.Index(fields=["started_at"], name="run_started"),
+            # Failure rates count runs that finished inside the window.
+            models.Index(fields=["stage", "finished_at"], name="run_stage_finished"),
+            # Running and stuck runs: few rows, found without touching finished history.
+            models.Index(fields=["stage", "source"], condition=Q(status="running"), name="run_running"),
         ]
 
     def __str__(self) -> str:

@@ -160,6 +160,49 @@ def test_reports_that_stopped_arriving_make_data_quality_stale_and_degraded(now)
     assert (quality["stale"], quality["status"]) == (False, HEALTHY)
 
 
+def test_reports_older_than_the_window_are_stale_not_healthy(now):
+    """A pipeline that stopped reporting a day ago must not read as healthy."""
+    DataQualityMetricFactory(timestamp=now - timedelta(hours=25), geocoding_attempts=100, geocoding_successes=100)
+    status = pipeline_status(now=now)
+    quality = status["data_quality"]
+    assert (quality["reports"], quality["stale"], quality["status"]) == (0, True, DEGRADED)
+    assert quality["last_updated"] == (now - timedelta(hours=25)).isoformat().replace("+00:00", "Z")
+    assert status["overall_status"] == DEGRADED
+    assert pipeline_status(now=now, window_hours=1)["data_quality"]["status"] == DEGRADED
+
+
+def test_totals_equal_the_sum_of_the_sources(now):
+    for source, attempts in (("a", 10), ("b", 20), ("c", 33)):
+        DataQualityMetricFactory(source=source, geocoding_attempts=attempts, geocoding_successes=attempts - 1)
+    quality = pipeline_status()["data_quality"]
+    for field in ("geocoding_attempts", "geocoding_successes", "validation_attempts", "validation_passes", "reports"):
+        assert quality[field] == sum(row[field] for row in quality["by_source"])
+
+
+def test_a_run_stuck_in_running_degrades_its_source(now):
+    for minutes in (50, 40, 30):
+        PipelineRunFactory(source="acled", started_at=now - timedelta(minutes=minutes))
+    PipelineRunFactory(source="acled", started_at=now - timedelta(hours=7), finished_at=None, status="running")
+    (source,) = pipeline_status(now=now)["scraping_health"]["sources"]
+    assert (source["running_runs"], source["stuck_runs"], source["status"]) == (1, 1, DEGRADED)
+
+
+def test_a_source_silent_for_the_retirement_period_leaves_the_status(now, settings):
+    settings.MONITORING_THRESHOLDS = {**settings.MONITORING_THRESHOLDS, "source_retire_after_seconds": 3 * 86400}
+    PipelineRunFactory(source="retired", started_at=now - timedelta(days=4))
+    PipelineRunFactory(source="acled", started_at=now - timedelta(minutes=5))
+    assert [s["source"] for s in pipeline_status(now=now)["scraping_health"]["sources"]] == ["acled"]
+
+
+def test_the_latest_failure_and_its_error_are_reported(now):
+    PipelineRunFactory(source="acled", started_at=now - timedelta(minutes=50), status="failed", error="HTTP 503")
+    PipelineRunFactory(source="acled", started_at=now - timedelta(minutes=90), status="failed", error="older")
+    PipelineRunFactory(source="acled", started_at=now - timedelta(minutes=20))
+    (source,) = pipeline_status(now=now)["scraping_health"]["sources"]
+    assert source["last_error"] == "HTTP 503"
+    assert source["last_failure"] == (now - timedelta(minutes=49)).isoformat().replace("+00:00", "Z")
+
+
 def test_scraping_source_reports_last_run_last_success_and_failure_rate(now):
     for minutes in (50, 40, 30):
         PipelineRunFactory(source="acled", started_at=now - timedelta(minutes=minutes))
@@ -222,7 +265,7 @@ def test_query_count_does_not_grow_with_sources(django_assert_num_queries, now):
     for i in range(20):
         DataQualityMetricFactory(source=f"source-{i}")
         PipelineRunFactory(source=f"source-{i}")
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(5):
         status = pipeline_status(now=timezone.now())
     assert len(status["data_quality"]["by_source"]) == 20
     assert len(status["scraping_health"]["sources"]) == 20

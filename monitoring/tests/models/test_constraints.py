@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from monitoring.models import DataQualityMetric, PipelineRun
-from monitoring.tests.factories import DataQualityMetricFactory, PipelineRunFactory
+from monitoring.tests.factories import DataQualityMetricFactory, RawPipelineRunFactory
 
 pytestmark = pytest.mark.postgres
 
@@ -47,13 +47,13 @@ def test_database_refuses_impossible_metric_written_by_raw_update():
 )
 def test_database_refuses_impossible_run(fields, constraint):
     with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
-        PipelineRunFactory(**fields)
+        RawPipelineRunFactory(**fields)
 
 
 def test_database_refuses_run_finishing_before_it_started():
     now = timezone.now()
     with pytest.raises(IntegrityError, match="run_finished_after_started"), transaction.atomic():
-        PipelineRunFactory(started_at=now, finished_at=now - timedelta(seconds=1))
+        RawPipelineRunFactory(started_at=now, finished_at=now - timedelta(seconds=1))
     assert PipelineRun.objects.count() == 0
 
 

@@ -1,0 +1,132 @@
+"""The broadcaster: one status computation per tick, coalesced early pushes, one active instance."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from monitoring.broadcaster import AlwaysLeader, Broadcaster, build_broadcaster
+from monitoring.feed.registry import get_store
+from monitoring.services.feed import BROADCASTER_CHANNEL, mark_in_process_broadcaster, request_status_push_on_commit
+from monitoring.services.metrics import MetricInput, record_metrics
+from monitoring.tests.factories import PipelineRunFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("feed_backend")]
+
+
+async def _run(broadcaster: Broadcaster) -> tuple[asyncio.Event, asyncio.Task]:
+    stop = asyncio.Event()
+    return stop, asyncio.ensure_future(broadcaster.run(stop))
+
+
+async def _until(predicate, timeout: float) -> float:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not predicate():
+        assert loop.time() - start < timeout, "condition not reached in time"
+        await asyncio.sleep(0.01)
+    return loop.time() - start
+
+
+@pytest.mark.asyncio
+async def test_a_tick_publishes_status_alerts_and_sources_then_only_what_changed():
+    await database_sync_to_async(PipelineRunFactory)(source="acled")
+    broadcaster = Broadcaster(lease=AlwaysLeader(), interval=60, max_push_rate=2)
+    store = get_store()
+    await broadcaster.publish_once()
+    assert [(await store.latest(topic=t)).seq for t in ("status", "alerts", "source:acled")] == [1, 1, 1]
+    await broadcaster.publish_once()
+    assert [(await store.latest(topic=t)).seq for t in ("status", "alerts", "source:acled")] == [2, 1, 1]
+
+
+@pytest.mark.asyncio
+async def test_ticks_follow_the_interval(settings):
+    broadcaster = Broadcaster(lease=AlwaysLeader(), interval=0.2, max_push_rate=2)
+    stop, task = await _run(broadcaster)
+    await asyncio.sleep(1.1)
+    stop.set()
+    await task
+    assert 5 <= broadcaster.ticks <= 7
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_ingests_coalesces_into_a_few_pushes_and_the_last_has_them_all():
+    broadcaster = Broadcaster(lease=AlwaysLeader(), interval=30, max_push_rate=2)
+    stop, task = await _run(broadcaster)
+    await _until(lambda: broadcaster.ticks == 1, timeout=5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    def ingest(i: int) -> None:
+        record_metrics(metrics=[MetricInput(source=f"s{i % 7}", geocoding_attempts=1, geocoding_successes=1)])
+
+    for i in range(1000):
+        await database_sync_to_async(ingest)(i)
+    burst = loop.time() - started
+    await asyncio.sleep(0.8)  # the last coalesced push lands at most 1 / rate after the last hint
+    stop.set()
+    await task
+    pushes = broadcaster.ticks - 1
+    assert 1 <= pushes <= burst * 2 + 2, (pushes, burst)
+    latest = json.loads((await get_store().latest(topic="status")).text)
+    assert latest["data"]["data_quality"]["reports"] == 1000
+
+
+def test_the_hint_is_sent_only_when_the_transaction_commits(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    layer = get_channel_layer()
+    mark_in_process_broadcaster(True)
+    try:
+        with transaction.atomic():
+            request_status_push_on_commit(reason="test")
+            transaction.set_rollback(True)
+        with transaction.atomic():
+            request_status_push_on_commit(reason="committed")
+
+        async def drain() -> list[str]:
+            reasons = []
+            while True:
+                try:
+                    message = await asyncio.wait_for(layer.receive(BROADCASTER_CHANNEL), 0.2)
+                except TimeoutError:
+                    return reasons
+                reasons.append(message["reason"])
+
+        assert async_to_sync(drain)() == ["committed"]
+    finally:
+        mark_in_process_broadcaster(False)
+
+
+@pytest.mark.redis
+@pytest.mark.asyncio
+async def test_with_redis_exactly_one_broadcaster_is_active_and_a_standby_takes_over(settings, feed_backend):
+    if feed_backend != "redis":
+        pytest.skip("the lease is a Redis feature; the memory backend has a single process by design")
+    settings.WEBSOCKET_BROADCAST_INTERVAL = 0.4
+    first, second = build_broadcaster(), build_broadcaster()
+    stop_first, task_first = await _run(first)
+    stop_second, task_second = await _run(second)
+    await asyncio.sleep(1.2)
+    assert first.active != second.active
+    active, standby = (first, second) if first.active else (second, first)
+    task, stop = (task_first, stop_first) if active is first else (task_second, stop_second)
+    standby_ticks = standby.ticks
+    assert standby_ticks == 0 and active.ticks >= 2
+    # A crash: the active one stops without releasing its lease.
+    active.lease.release = _noop
+    task.cancel()
+    took = await _until(lambda: standby.active, timeout=5)
+    assert took <= 2 * 0.4 + 0.2
+    await _until(lambda: standby.ticks > 0, timeout=2)
+    stop_first.set(), stop_second.set()
+    await asyncio.gather(task_first, task_second, return_exceptions=True)
+
+
+async def _noop() -> None:
+    return None
