@@ -5,6 +5,26 @@ from django.core.checks import Error, register
 
 
 @register()
+def check_thresholds(app_configs=None, **kwargs) -> list[Error]:
+    """A critical threshold that is laxer than its warning would skip the warning stage."""
+    limits = settings.MONITORING_THRESHOLDS
+    pairs = [
+        ("geocoding_critical", "geocoding_warn", "MONITORING_GEOCODING_CRITICAL <= MONITORING_GEOCODING_WARN"),
+        ("validation_critical", "validation_warn", "MONITORING_VALIDATION_CRITICAL <= MONITORING_VALIDATION_WARN"),
+        (
+            "failure_rate_warn",
+            "failure_rate_critical",
+            "MONITORING_FAILURE_RATE_WARN <= MONITORING_FAILURE_RATE_CRITICAL",
+        ),
+    ]
+    return [
+        Error(f"Thresholds out of order: need {rule}.", id="monitoring.E002")
+        for low, high, rule in pairs
+        if limits[low] > limits[high]
+    ]
+
+
+@register()
 def check_redis_socket_timeout(app_configs=None, **kwargs) -> list[Error]:
     """An idle consumer blocks in BZPOPMIN; a socket timeout not above that block kills it."""
     layer = settings.CHANNEL_LAYERS.get("default", {})

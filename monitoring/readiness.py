@@ -1,14 +1,20 @@
-"""Readiness probes: does each backing service answer right now?"""
+"""Readiness probes: does each backing service answer right now?
+
+Answers name the failing part and the exception class only; host names, ports and roles in driver
+messages go to the log, not to unauthenticated callers.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
 
 CHANNEL_LAYER_TIMEOUT = 2.0
+logger = logging.getLogger(__name__)
 
 
 def check_database() -> str | None:
@@ -18,7 +24,8 @@ def check_database() -> str | None:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception as exc:  # any driver failure means "not ready"
-        return f"{type(exc).__name__}: {exc}"
+        logger.warning("readiness: database check failed: %s", exc)
+        return type(exc).__name__
     return None
 
 
@@ -36,5 +43,6 @@ def check_channel_layer() -> str | None:
     try:
         async_to_sync(asyncio.wait_for)(_round_trip(), CHANNEL_LAYER_TIMEOUT)
     except Exception as exc:  # connection refused, timeout, ...
-        return f"{type(exc).__name__}: {exc}"
+        logger.warning("readiness: channel layer check failed: %s", exc)
+        return type(exc).__name__
     return None

@@ -176,7 +176,7 @@ def scraping_health(*, now: datetime, window_hours: int, limits: Thresholds) -> 
         )
     status = worst(*(s["status"] for s in sources))
     if sources and all(s["stale"] for s in sources):
-        status = CRITICAL  # no source delivers anything
+        status = CRITICAL  # with every scraper silent, no new event can enter the pipeline
     return {
         "status": status,
         "stale_sources": sum(1 for s in sources if s["stale"]),
@@ -222,3 +222,11 @@ def per_source_status(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
         }
         for name in sorted(scraping.keys() | quality.keys())
     }
+
+
+def list_runs(
+    *, source: str | None = None, stage: str | None = None, status: str | None = None, limit: int = 50
+) -> QuerySet[PipelineRun]:
+    """Newest runs first, optionally filtered."""
+    filters = {name: value for name, value in (("source", source), ("stage", stage), ("status", status)) if value}
+    return PipelineRun.objects.filter(**filters).order_by("-started_at", "-pk")[:limit]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -29,7 +29,7 @@ def json_exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
     response = exception_handler(exc, context)
     if response is None:
-        if isinstance(exc, DatabaseError):
+        if isinstance(exc, (OperationalError, InterfaceError)):
             logger.exception("database error while serving %s", context["request"].path)
             return Response(
                 error_body(code="database_unavailable", detail="The database is unavailable; retry shortly."),

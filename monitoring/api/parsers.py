@@ -1,4 +1,4 @@
-"""A JSON parser that refuses oversized bodies with 413 instead of reading them whole."""
+"""A JSON parser that refuses oversized bodies with 413 (``BodySizeLimitMiddleware`` stops them earlier under ASGI)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ class BoundedJSONParser(JSONParser):
             return json.loads(raw, parse_constant=_refuse_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
 
 
 def _refuse_constant(name: str):

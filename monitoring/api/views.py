@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from monitoring.api.serializers import (
     StatusQuerySerializer,
 )
 from monitoring.models import PipelineRun
-from monitoring.selectors import pipeline_status
+from monitoring.selectors import list_runs, pipeline_status
 from monitoring.services.idempotency import (
     MAX_KEY_LENGTH,
     IdempotencyKeyReused,
@@ -40,17 +41,26 @@ from monitoring.services.runs import RunAlreadyFinished, RunInputError, finish_r
 from monitoring.services.tickets import issue_ticket
 
 
-def _respond_idempotently(request: Request, action: Callable[[], tuple[int, Any]]) -> Response:
-    """Run ``action`` under the request's ``Idempotency-Key``, if it carries one."""
+def _respond_idempotently(request: Request, action: Callable[[], tuple[int, Any]], *, validated: Any) -> Response:
+    """Run ``action`` under the request's ``Idempotency-Key``, if it carries one.
+
+    ``validated`` is the parsed input the fingerprint is taken from, so equivalent JSON matches.
+    """
     key = request.headers.get("Idempotency-Key")
     if key is None:
         result_status, body = action()
         return Response(body, status=result_status)
     if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationError({"Idempotency-Key": f"1-{MAX_KEY_LENGTH} printable characters."})
-    fingerprint = request_fingerprint(method=request.method, path=request.path, data=request.data)
+    fingerprint = request_fingerprint(method=request.method, path=request.path, data=validated)
     try:
-        result = run_idempotent(token=request.auth, key=key, fingerprint=fingerprint, action=action)
+        result = run_idempotent(
+            token=request.auth,
+            key=key,
+            fingerprint=fingerprint,
+            action=action,
+            ttl_hours=settings.MONITORING_IDEMPOTENCY_TTL_HOURS,
+        )
     except IdempotencyKeyReused as exc:
         return Response(
             error_body(code="idempotency_key_reused", detail=str(exc)), status=status.HTTP_422_UNPROCESSABLE_ENTITY
@@ -130,7 +140,7 @@ class MetricIngestView(APIView):
             created = record_metrics(metrics=metrics)
             return status.HTTP_201_CREATED, {"created": len(created), "ids": [row.pk for row in created]}
 
-        return _respond_idempotently(request, action)
+        return _respond_idempotently(request, action, validated=[asdict(metric) for metric in metrics])
 
 
 class RunListCreateView(APIView):
@@ -145,8 +155,7 @@ class RunListCreateView(APIView):
     def get(self, request: Request) -> Response:
         query = RunQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        filters = {k: v for k, v in query.validated_data.items() if k != "limit"}
-        runs = PipelineRun.objects.filter(**filters).order_by("-started_at", "-pk")[: query.validated_data["limit"]]
+        runs = list_runs(**query.validated_data)
         return Response({"results": PipelineRunSerializer(runs, many=True).data})
 
     def post(self, request: Request) -> Response:
@@ -160,7 +169,7 @@ class RunListCreateView(APIView):
                 raise ValidationError(exc.errors) from None
             return status.HTTP_201_CREATED, PipelineRunSerializer(run).data
 
-        return _respond_idempotently(request, action)
+        return _respond_idempotently(request, action, validated=serializer.validated_data)
 
 
 class RunFinishView(APIView):
@@ -182,4 +191,4 @@ class RunFinishView(APIView):
                 raise ValidationError(exc.errors) from None
             return status.HTTP_200_OK, PipelineRunSerializer(run).data
 
-        return _respond_idempotently(request, action)
+        return _respond_idempotently(request, action, validated=serializer.validated_data)

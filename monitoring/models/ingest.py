@@ -15,10 +15,6 @@ class IngestToken(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None
-
 
 class IdempotencyRecord(models.Model):
     """The first successful response to an ingest request that carried an ``Idempotency-Key``."""

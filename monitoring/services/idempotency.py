@@ -6,9 +6,11 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from monitoring.models import IdempotencyRecord, IngestToken
 
@@ -27,7 +29,7 @@ class IdempotentResult:
 
 
 def request_fingerprint(*, method: str, path: str, data: Any) -> str:
-    """Same method, path and JSON value (whitespace and key order aside) give the same fingerprint."""
+    """Same method, path and validated input give the same fingerprint (``100`` and ``100.0`` alike)."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
 
@@ -39,7 +41,7 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> IdempotentResult:
 
 
 def run_idempotent(
-    *, token: IngestToken, key: str, fingerprint: str, action: Callable[[], tuple[int, Any]]
+    *, token: IngestToken, key: str, fingerprint: str, action: Callable[[], tuple[int, Any]], ttl_hours: int
 ) -> IdempotentResult:
     """Run ``action`` once per (token, key). Its writes and the stored answer commit together.
 
@@ -47,6 +49,10 @@ def run_idempotent(
     retried with the same key.
     """
     existing = IdempotencyRecord.objects.filter(token=token, key=key).first()
+    if existing is not None and existing.created_at < timezone.now() - timedelta(hours=ttl_hours):
+        # An expired key is free again, whether or not prune_metrics has run since.
+        existing.delete()
+        existing = None
     if existing is not None:
         return _replay(existing, fingerprint)
     try:

@@ -36,11 +36,11 @@ class MetricInput:
 
     def __post_init__(self) -> None:
         errors: dict[str, str] = {}
-        if not isinstance(self.source, str) or not SOURCE_PATTERN.match(self.source):
+        if not isinstance(self.source, str) or not SOURCE_PATTERN.fullmatch(self.source):
             errors["source"] = (
                 "1-100 characters: letters, digits, '_', '.', ':', '-' (starting with a letter or digit)."
             )
-        if not isinstance(self.metric_type, str) or not METRIC_TYPE_PATTERN.match(self.metric_type):
+        if not isinstance(self.metric_type, str) or not METRIC_TYPE_PATTERN.fullmatch(self.metric_type):
             errors["metric_type"] = "1-50 characters: lower-case letters, digits and '_', starting with a letter."
         for name in COUNT_FIELDS:
             value = getattr(self, name)

@@ -76,7 +76,7 @@ def record_run(
 ) -> PipelineRun:
     """Record a run that has started, or one that already finished (then ``finished_at`` defaults to now)."""
     errors: dict[str, str] = {}
-    if not SOURCE_PATTERN.match(source or ""):
+    if not isinstance(source, str) or not SOURCE_PATTERN.fullmatch(source):
         errors["source"] = "1-100 characters: letters, digits, '_', '.', ':', '-'."
     if stage not in PipelineRun.Stage.values:
         errors["stage"] = f"One of {', '.join(PipelineRun.Stage.values)}."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 
@@ -12,6 +13,7 @@ from django.utils import timezone
 from monitoring.models import IngestToken
 
 KEY_PREFIX = "cm"
+KEY_SHAPE = re.compile(r"cm_[0-9a-f]{12}_[A-Za-z0-9_-]{43}")
 # Refreshing ``last_used_at`` on every call would turn each ingest into two writes.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -35,9 +37,10 @@ def create_ingest_token(*, name: str) -> tuple[IngestToken, str]:
 
 
 def authenticate_ingest_token(*, raw_key: str) -> IngestToken | None:
-    parts = raw_key.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+    # Anything not shaped like a key never reaches the database.
+    if not KEY_SHAPE.fullmatch(raw_key):
         return None
+    parts = raw_key.split("_", 2)
     token = IngestToken.objects.filter(prefix=parts[1], revoked_at__isnull=True).first()
     if token is None or not hmac.compare_digest(token.key_hash, _digest(raw_key)):
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 
@@ -28,11 +27,9 @@ def _redis_settings(settings, prefix: str) -> None:
     }
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def feed_backend(request, settings):
-    """The feed's backends, in-memory or Redis (keys under a prefix of this test's own)."""
+def _configure(settings, kind: str):
     prefix = f"test-{uuid.uuid4().hex[:12]}"
-    if request.param == "memory":
+    if kind == "memory":
         settings.REDIS_URL = None
         settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
         settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -41,14 +38,22 @@ def feed_backend(request, settings):
     settings.WEBSOCKET_EMBEDDED_BROADCASTER = False
     settings.MONITORING_PUBLIC_READ = True
     registry.reset()
-    yield request.param
+    yield kind
     registry.reset()
-    if request.param == "redis":
+    if kind == "redis":
         client = redis.Redis.from_url(settings.REDIS_URL)
         for key in client.scan_iter(f"{prefix}*"):
             client.delete(key)
         client.close()
 
 
-def frame(text: str) -> dict:
-    return json.loads(text)
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def feed_backend(request, settings):
+    """The feed's backends, in-memory or Redis (keys under a prefix of this test's own)."""
+    yield from _configure(settings, request.param)
+
+
+@pytest.fixture
+def redis_feed(settings):
+    """The feed on real Redis only (multi-process features: leases, shared caps)."""
+    yield from _configure(settings, "redis")

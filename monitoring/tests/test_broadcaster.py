@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from monitoring.broadcaster import AlwaysLeader, Broadcaster, build_broadcaster
+from monitoring.broadcaster import AlwaysLeader, Broadcaster
 from monitoring.feed.registry import get_store
 from monitoring.services.feed import BROADCASTER_CHANNEL, mark_in_process_broadcaster, request_status_push_on_commit
 from monitoring.services.metrics import MetricInput, record_metrics
@@ -101,32 +101,3 @@ def test_the_hint_is_sent_only_when_the_transaction_commits(settings):
         assert async_to_sync(drain)() == ["committed"]
     finally:
         mark_in_process_broadcaster(False)
-
-
-@pytest.mark.redis
-@pytest.mark.asyncio
-async def test_with_redis_exactly_one_broadcaster_is_active_and_a_standby_takes_over(settings, feed_backend):
-    if feed_backend != "redis":
-        pytest.skip("the lease is a Redis feature; the memory backend has a single process by design")
-    settings.WEBSOCKET_BROADCAST_INTERVAL = 0.4
-    first, second = build_broadcaster(), build_broadcaster()
-    stop_first, task_first = await _run(first)
-    stop_second, task_second = await _run(second)
-    await asyncio.sleep(1.2)
-    assert first.active != second.active
-    active, standby = (first, second) if first.active else (second, first)
-    task, stop = (task_first, stop_first) if active is first else (task_second, stop_second)
-    standby_ticks = standby.ticks
-    assert standby_ticks == 0 and active.ticks >= 2
-    # A crash: the active one stops without releasing its lease.
-    active.lease.release = _noop
-    task.cancel()
-    took = await _until(lambda: standby.active, timeout=5)
-    assert took <= 2 * 0.4 + 0.2
-    await _until(lambda: standby.ticks > 0, timeout=2)
-    stop_first.set(), stop_second.set()
-    await asyncio.gather(task_first, task_second, return_exceptions=True)
-
-
-async def _noop() -> None:
-    return None

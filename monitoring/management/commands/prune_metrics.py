@@ -4,19 +4,19 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from monitoring.services.retention import prune_idempotency_records, prune_metrics
+from monitoring.services.retention import prune_idempotency_records, prune_metrics, prune_runs
 
 
 class Command(BaseCommand):
-    help = "Delete metrics older than --days (in batches), and idempotency keys past their TTL."
+    help = "Delete metrics and finished runs older than --days (in batches), and expired idempotency keys."
 
     def add_arguments(self, parser):
         parser.add_argument("--days", type=int, default=90, help="Keep this many days of metrics (default 90).")
         parser.add_argument("--batch-size", type=int, default=10_000)
 
     def handle(self, *args, days: int, batch_size: int, **options):
-        if days < 1:
-            raise CommandError("--days must be at least 1.")
+        if not 1 <= days <= 36_500:
+            raise CommandError("--days must be between 1 and 36500.")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         now = timezone.now()
@@ -27,5 +27,10 @@ class Command(BaseCommand):
             batch_size=batch_size,
             on_batch=lambda total: self.stdout.write(f"  {total} deleted so far"),
         )
+        runs = prune_runs(older_than=cutoff, batch_size=batch_size)
         keys = prune_idempotency_records(older_than=now - timedelta(hours=settings.MONITORING_IDEMPOTENCY_TTL_HOURS))
-        self.stdout.write(self.style.SUCCESS(f"Deleted {deleted} metric(s) and {keys} expired idempotency key(s)."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Deleted {deleted} metric(s), {runs} finished run(s) and {keys} expired idempotency key(s)."
+            )
+        )

@@ -19,7 +19,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         timestamp = None
         if options["timestamp"]:
-            timestamp = parse_datetime(options["timestamp"])
+            try:
+                timestamp = parse_datetime(options["timestamp"])
+            except ValueError:
+                timestamp = None
             if timestamp is None:
                 raise CommandError(f"--timestamp {options['timestamp']!r} is not an ISO-8601 date-time.")
         try:

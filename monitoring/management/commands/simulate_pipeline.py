@@ -19,8 +19,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, scenario: str, hours: float, step_minutes: float, seed, follow: float, **options):
-        if hours <= 0 or step_minutes <= 0 or follow < 0:
-            raise CommandError("--hours and --step-minutes must be positive, --follow non-negative.")
+        if not (0 < hours <= 24 * 366 and 0.1 <= step_minutes <= 24 * 60 and 0 <= follow <= 3600):
+            raise CommandError("Use 0 < --hours <= 8784, 0.1 <= --step-minutes <= 1440, 0 <= --follow <= 3600.")
         written = simulate(scenario=scenario, now=timezone.now(), hours=hours, step_minutes=step_minutes, seed=seed)
         self.stdout.write(
             self.style.SUCCESS(f"{scenario}: wrote {written['runs']} runs and {written['metrics']} metrics.")

@@ -31,7 +31,7 @@ def test_deletes_metrics_past_retention_with_progress_and_expired_keys():
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
     text = out.getvalue()
     assert "2 deleted so far" in text and "4 deleted so far" in text
-    assert "Deleted 5 metric(s) and 1 expired idempotency key(s)." in text
+    assert "Deleted 5 metric(s), 0 finished run(s) and 1 expired idempotency key(s)." in text
 
 
 @pytest.mark.parametrize("args", [["--days=0"], ["--batch-size=0"]])
