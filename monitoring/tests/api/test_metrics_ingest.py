@@ -120,11 +120,18 @@ def test_invalid_metric_is_a_400_naming_the_field(ingest_client, payload, field)
     assert DataQualityMetric.objects.count() == 0
 
 
-@pytest.mark.parametrize("payload", [[], "text", 42, None])
-def test_a_body_that_is_not_a_metric_or_list_is_a_400(ingest_client, payload):
-    response = ingest_client.post(URL, payload, format="json")
+@pytest.mark.parametrize("raw", ["[]", '"text"', "42", "null", "[1, 2]", "[null]"])
+def test_a_body_that_is_not_a_metric_or_list_of_metrics_is_a_400(ingest_client, raw):
+    response = ingest_client.post(URL, data=raw, content_type="application/json")
     assert response.status_code == 400
-    assert response.json()["error"] in {"invalid", "parse_error"}
+    assert response.json()["error"] == "invalid"
+    assert DataQualityMetric.objects.count() == 0
+
+
+def test_deeply_nested_json_is_a_parse_error_not_a_crash(ingest_client):
+    response = ingest_client.post(URL, data="[" * 100_000 + "]" * 100_000, content_type="application/json")
+    assert response.status_code in (400, 413)
+    assert response.json()["error"] in {"parse_error", "payload_too_large"}
 
 
 def test_a_body_over_the_byte_limit_is_a_413(ingest_client, settings):

@@ -105,6 +105,15 @@ def test_finish_is_idempotent_under_a_key(ingest_client):
     assert retry.json() == first.json()
 
 
+def test_recording_a_run_is_idempotent_under_a_key(ingest_client):
+    payload = {"source": "acled", "stage": "scrape"}
+    first = ingest_client.post(URL, payload, format="json", HTTP_IDEMPOTENCY_KEY="r1")
+    retry = ingest_client.post(URL, payload, format="json", HTTP_IDEMPOTENCY_KEY="r1")
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    assert PipelineRun.objects.count() == 1
+
+
 def test_runs_list_newest_first_with_filters(api_client, public_read):
     now = timezone.now()
     PipelineRunFactory(source="acled", started_at=now - timedelta(hours=2))

@@ -57,16 +57,22 @@ def test_database_refuses_run_finishing_before_it_started():
     assert PipelineRun.objects.count() == 0
 
 
-def test_trailing_window_query_can_use_the_covering_index():
-    """The totals query reads the timestamp index (no sequential scan once the table is large)."""
+def test_the_status_window_query_reads_only_the_covering_index():
+    """The selector's own per-source window query is answerable from dqm_timestamp_cover alone."""
     from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from monitoring.selectors import pipeline_status
 
     DataQualityMetricFactory.create_batch(50)
+    with CaptureQueriesContext(connection) as captured:
+        pipeline_status()
+    (window_sql,) = [
+        q["sql"] for q in captured.captured_queries if "GROUP BY" in q["sql"] and "dataqualitymetric" in q["sql"]
+    ]
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute(
-            "EXPLAIN SELECT SUM(geocoding_attempts), SUM(geocoding_successes) FROM monitoring_dataqualitymetric"
-            " WHERE timestamp > now() - interval '24 hours' AND timestamp <= now()"
-        )
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute("EXPLAIN " + window_sql)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "dqm_timestamp_cover" in plan, plan
+    assert "Index Only Scan using dqm_timestamp_cover" in plan, plan

@@ -30,6 +30,8 @@ def test_records_one_metric_from_the_command_line():
         ["--source=acled", "--geocoding-attempts=1", "--geocoding-successes=2"],
         ["--source=bad source"],
         ["--source=acled", "--timestamp=not-a-date"],
+        ["--source=acled", "--timestamp=2026-02-30T00:00:00Z"],
+        ["--source=acled\n"],
     ],
 )
 def test_invalid_input_is_a_command_error_and_writes_nothing(args):

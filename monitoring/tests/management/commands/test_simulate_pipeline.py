@@ -59,6 +59,7 @@ def test_every_tick_records_a_scrape_run_per_source():
     assert PipelineRun.objects.filter(stage="scrape").count() == 24 * 5
 
 
-def test_nonsense_arguments_are_refused():
+@pytest.mark.parametrize("args", [["--hours=0"], ["--hours=1e12"], ["--step-minutes=1e-9"], ["--follow=-1"]])
+def test_nonsense_arguments_are_refused(args):
     with pytest.raises(CommandError):
-        call_command("simulate_pipeline", "--hours=0", stdout=StringIO())
+        call_command("simulate_pipeline", *args, stdout=StringIO())
