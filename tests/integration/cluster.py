@@ -1,0 +1,97 @@
+"""Real processes for multi-process tests: daphne servers and broadcasters sharing Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    env: dict[str, str]
+    logs: Path
+    servers: dict[str, tuple[subprocess.Popen, int]] = field(default_factory=dict)
+    broadcasters: list[subprocess.Popen] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, *, database_url: str, redis_url: str, logs: Path, **overrides: str) -> Cluster:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("MONITORING_", "WEBSOCKET_"))},
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "CHANNEL_LAYER_PREFIX": f"it-{uuid.uuid4().hex[:10]}",
+            "SECRET_KEY": "integration-tests-only",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "MONITORING_PUBLIC_READ": "1",
+            "DATABASE_POOL_MAX_SIZE": "4",
+            "DJANGO_SETTINGS_MODULE": "conflict_monitor.settings",
+            **overrides,
+        }
+        return cls(env=env, logs=logs)
+
+    @property
+    def prefix(self) -> str:
+        return self.env["CHANNEL_LAYER_PREFIX"]
+
+    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (lives as long as the process)
+        return subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def start_server(self, name: str) -> int:
+        port = free_port()
+        argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "conflict_monitor.asgi:application"]
+        self.servers[name] = (self._spawn(name, argv), port)
+        return port
+
+    def start_broadcaster(self) -> subprocess.Popen:
+        process = self._spawn(f"broadcaster-{len(self.broadcasters)}", [sys.executable, "manage.py", "run_broadcaster"])
+        self.broadcasters.append(process)
+        return process
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        for name, (process, port) in self.servers.items():
+            while True:
+                assert process.poll() is None, f"{name} exited:\n{self.log_tail(name)}"
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/monitoring/health", timeout=2):
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline, f"{name} never became healthy:\n{self.log_tail(name)}"
+                    time.sleep(0.2)
+
+    def port(self, name: str) -> int:
+        return self.servers[name][1]
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.logs / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def stop(self) -> None:
+        processes = [p for p, _ in self.servers.values()] + self.broadcasters
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
