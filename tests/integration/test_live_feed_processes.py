@@ -39,6 +39,9 @@ def cluster(django_db_setup, tmp_path_factory):
         logs=tmp_path_factory.mktemp("cluster"),
         WEBSOCKET_BROADCAST_INTERVAL=str(INTERVAL),
         WEBSOCKET_HISTORY_LENGTH="20",
+        # A tiny Redis pool: a reconnect storm must wait for connections, not fail handshakes.
+        REDIS_MAX_CONNECTIONS="8",
+        WEBSOCKET_MAX_CONNECTIONS_PER_IP="1000",
     )
     try:
         cluster.start_server("a")
@@ -175,6 +178,16 @@ async def test_lost_history_changes_the_epoch_and_clients_resync(cluster, same_f
         resync = await next_of(ws, "resync")
         assert resync["data"] == {"topic": topic, "reason": "epoch_changed", "latest_seq": 1}
         assert (await next_of(ws, "source_status_update"))["epoch"] == second.epoch
+
+
+async def test_a_reconnect_storm_through_a_small_redis_pool_is_served_without_errors(cluster):
+    async def connect_and_read() -> int:
+        async with websockets.connect(feed_url(cluster, "b"), open_timeout=30) as ws:
+            return (await next_of(ws, STATUS, timeout=30))["seq"]
+
+    seqs = await asyncio.gather(*(connect_and_read() for _ in range(300)))
+    assert len(seqs) == 300 and all(seq >= 1 for seq in seqs)
+    assert "Traceback" not in cluster.log_tail("b", lines=400)
 
 
 async def test_killing_the_active_broadcaster_hands_over_within_two_intervals(cluster):
