@@ -38,6 +38,21 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     expiry: asyncio.Task | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            if getattr(self, "channel_receive", None) is not None:
+                raise
+            # The channel layer could not give this socket a channel (Redis unreachable): answer the
+            # handshake with "reconnect" instead of letting the server fail it with an error.
+            logger.warning(
+                "channel layer unavailable; refusing a socket with %s", events.CLOSE_RECONNECT, exc_info=True
+            )
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": events.CLOSE_RECONNECT})
+
     async def connect(self) -> None:
         self.topics = {}
         self.bucket = TokenBucket(rate=settings.WEBSOCKET_RATE_PER_SECOND, burst=settings.WEBSOCKET_RATE_BURST)
@@ -52,14 +67,24 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=refusal)
             return
         ip = (self.scope.get("client") or ("unknown",))[0]
-        if await get_connection_registry().acquire(ip=ip) != ACCEPTED:
+        try:
+            verdict = await get_connection_registry().acquire(ip=ip)
+        except Exception:
+            # Caps need Redis; while it is away the feed degrades to uncapped rather than refusing everyone.
+            logger.warning("connection cap unavailable; accepting without a slot", exc_info=True)
+            verdict = None
+        if verdict not in (ACCEPTED, None):
             await self.accept()
             await self.close(code=events.CLOSE_TOO_MANY_CONNECTIONS)
             return
-        self.slot_ip = ip
+        self.slot_ip = ip if verdict == ACCEPTED else None
         await self.accept()
         self.expiry = asyncio.ensure_future(self._close_when_old())
-        await self._subscribe(events.STATUS_TOPIC, resume=_resume_params(query), reply=False)
+        try:
+            await self._subscribe(events.STATUS_TOPIC, resume=_resume_params(query), reply=False)
+        except Exception:
+            logger.warning("live feed unavailable at connect; asking the client to reconnect", exc_info=True)
+            await self.close(code=events.CLOSE_RECONNECT)
 
     async def disconnect(self, code: int) -> None:
         if self.expiry is not None:
@@ -123,9 +148,13 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         if frame.seq <= state.seq:
             return  # already delivered (a gap fill or snapshot got there first)
         if frame.seq > state.seq + 1:
-            missed = await get_store().since(
-                topic=topic, epoch=state.epoch, since_seq=state.seq, limit=settings.WEBSOCKET_HISTORY_LENGTH
-            )
+            try:
+                missed = await get_store().since(
+                    topic=topic, epoch=state.epoch, since_seq=state.seq, limit=settings.WEBSOCKET_HISTORY_LENGTH
+                )
+            except Exception:
+                logger.warning("history unavailable for a gap on %s; resyncing the client", topic, exc_info=True)
+                missed = "history_unavailable"
             if isinstance(missed, list) and missed and missed[0].seq == state.seq + 1:
                 for old in missed:
                     await self._send_frame(state, old)
@@ -145,7 +174,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
 
     def _epoch(self) -> str:
         state = self.topics.get(events.STATUS_TOPIC)
-        return state.epoch or "" if state else ""
+        return (state.epoch or "") if state else ""
 
     # --- client -> server ---------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
