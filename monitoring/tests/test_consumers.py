@@ -329,3 +329,16 @@ async def test_the_first_client_of_an_empty_history_gets_a_computed_snapshot():
     assert snapshot["data"]["overall_status"] == "no_data"
     await asyncio.sleep(0)
     await feed.disconnect()
+
+
+async def test_a_logged_in_session_opens_the_private_feed(settings, django_user_model):
+    from django.test import Client
+
+    settings.MONITORING_PUBLIC_READ = False
+    user = await database_sync_to_async(django_user_model.objects.create_user)("viewer", password="pw")
+    browser = Client()
+    await database_sync_to_async(browser.force_login)(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}"
+    feed = await open_feed(headers=[(b"cookie", cookie.encode())])
+    assert (await recv(feed))["type"] == "pipeline_status_update"
+    await feed.disconnect()

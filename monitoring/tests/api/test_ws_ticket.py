@@ -1,0 +1,37 @@
+"""POST /ws-ticket: a logged-in user gets a short-lived, single-use ticket for the live feed."""
+
+import pytest
+
+from monitoring.services.tickets import redeem_ticket
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/monitoring/ws-ticket"
+
+
+def test_a_logged_in_user_gets_a_ticket_that_works_once(api_client, django_user_model, settings):
+    user = django_user_model.objects.create_user("operator", password="pw")
+    api_client.force_login(user)
+    response = api_client.post(URL)
+    assert response.status_code == 201
+    body = response.json()
+    assert body["expires_in"] == settings.WEBSOCKET_TICKET_TTL
+    assert redeem_ticket(ticket=body["ticket"]) == user.pk
+    assert redeem_ticket(ticket=body["ticket"]) is None
+
+
+def test_anonymous_callers_and_ingest_tokens_get_no_ticket(api_client, ingest_key):
+    assert api_client.post(URL).status_code == 403
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {ingest_key}")
+    assert api_client.post(URL).status_code == 403
+
+
+def test_an_expired_ticket_does_not_redeem(settings, django_user_model):
+    import time
+
+    from monitoring.services.tickets import issue_ticket
+
+    settings.WEBSOCKET_TICKET_TTL = 1
+    user = django_user_model.objects.create_user("operator", password="pw")
+    ticket = issue_ticket(user_id=user.pk)
+    time.sleep(1.2)
+    assert redeem_ticket(ticket=ticket) is None
