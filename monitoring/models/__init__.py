@@ -1,6 +1,7 @@
 from monitoring.models.ingest import IdempotencyRecord, IngestToken
 from monitoring.models.metrics import DataQualityMetric
+from monitoring.models.rollups import HourlyRollup
 from monitoring.models.runs import PipelineRun
 from monitoring.models.sources import ScrapeSource
 
-__all__ = ["DataQualityMetric", "IdempotencyRecord", "IngestToken", "PipelineRun", "ScrapeSource"]
+__all__ = ["DataQualityMetric", "HourlyRollup", "IdempotencyRecord", "IngestToken", "PipelineRun", "ScrapeSource"]

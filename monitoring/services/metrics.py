@@ -13,6 +13,7 @@ from django.utils import timezone
 from monitoring.models import DataQualityMetric
 from monitoring.models.metrics import COUNT_FIELDS
 from monitoring.services.feed import request_status_push_on_commit
+from monitoring.services.rollups import add_to_rollups
 
 SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 METRIC_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -82,5 +83,6 @@ def record_metrics(*, metrics: Sequence[MetricInput]) -> list[DataQualityMetric]
     ]
     with transaction.atomic():
         created = DataQualityMetric.objects.bulk_create(rows, batch_size=1000)
+        add_to_rollups(rows=rows)
         request_status_push_on_commit(reason="metrics")
     return created

@@ -55,3 +55,10 @@ def test_if_the_idempotency_record_cannot_be_stored_the_write_is_undone(refuse_i
         run_idempotent(token=token, key="k", fingerprint="f", action=action, ttl_hours=24)
     assert DataQualityMetric.objects.count() == 0
     assert IdempotencyRecord.objects.count() == 0
+
+
+def test_if_the_rollup_cannot_be_updated_the_metrics_are_not_stored(refuse_inserts):
+    refuse_inserts("monitoring_hourlyrollup", "TRUE")
+    with pytest.raises(DatabaseError, match="refused by test trigger"):
+        record_metrics(metrics=[MetricInput(source="ok")] * 3)
+    assert DataQualityMetric.objects.count() == 0

@@ -1,0 +1,35 @@
+from django.db import models
+from django.db.models import F, Q
+
+from monitoring.models.metrics import COUNT_FIELDS
+
+
+class HourlyRollup(models.Model):
+    """Per-source, per-hour sums of metrics, kept by ingest; they outlive the raw rows (retention)."""
+
+    source = models.CharField(max_length=100)
+    hour = models.DateTimeField(help_text="Start of the UTC hour.")
+    geocoding_attempts = models.BigIntegerField(default=0)
+    geocoding_successes = models.BigIntegerField(default=0)
+    validation_attempts = models.BigIntegerField(default=0)
+    validation_passes = models.BigIntegerField(default=0)
+    reports = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "hour"], name="rollup_source_hour_unique"),
+            *(
+                models.CheckConstraint(condition=Q(**{f"{f}__gte": 0}), name=f"rollup_{f}_non_negative")
+                for f in COUNT_FIELDS
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    geocoding_successes__lte=F("geocoding_attempts"), validation_passes__lte=F("validation_attempts")
+                ),
+                name="rollup_parts_lte_attempts",
+            ),
+        ]
+        indexes = [models.Index(fields=["hour"], name="rollup_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.source} @ {self.hour:%Y-%m-%d %H:00}"

@@ -1,0 +1,50 @@
+"""Ingest keeps hourly rollups equal to the raw metrics they summarise."""
+
+from datetime import timedelta
+
+import pytest
+from django.db.models import Count, Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from monitoring.models import DataQualityMetric, HourlyRollup
+from monitoring.services.metrics import MetricInput, record_metrics
+
+pytestmark = pytest.mark.django_db
+FIELDS = ("geocoding_attempts", "geocoding_successes", "validation_attempts", "validation_passes")
+
+
+def _raw_by_hour() -> dict:
+    rows = (
+        DataQualityMetric.objects.annotate(hour=TruncHour("timestamp"))
+        .values("source", "hour")
+        .annotate(**{f: Sum(f) for f in FIELDS}, reports=Count("*"))
+    )
+    return {(r["source"], r["hour"]): tuple(r[f] for f in (*FIELDS, "reports")) for r in rows}
+
+
+def _rollups() -> dict:
+    return {(r.source, r.hour): tuple(getattr(r, f) for f in (*FIELDS, "reports")) for r in HourlyRollup.objects.all()}
+
+
+def test_rollups_add_up_every_batch_by_source_and_hour():
+    now = (timezone.now() - timedelta(hours=1)).replace(minute=30)
+    batches = [
+        [
+            MetricInput(
+                source="a",
+                timestamp=now - timedelta(hours=h),
+                geocoding_attempts=10 + h,
+                geocoding_successes=h,
+                validation_attempts=5,
+                validation_passes=5,
+            )
+            for h in range(5)
+        ],
+        [MetricInput(source="a", timestamp=now - timedelta(hours=1, minutes=10), geocoding_attempts=7)],
+        [MetricInput(source="b", timestamp=now, validation_attempts=3, validation_passes=1)] * 3,
+    ]
+    for batch in batches:
+        record_metrics(metrics=batch)
+    assert _rollups() == _raw_by_hour()
+    assert HourlyRollup.objects.get(source="b").reports == 3
