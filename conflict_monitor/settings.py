@@ -206,6 +206,30 @@ MONITORING_THRESHOLDS = {
     # A run still "running" after this long is counted as stuck (its worker died without reporting).
     "run_timeout_seconds": env_int("MONITORING_RUN_TIMEOUT", 6 * 3600, minimum=60),
 }
+# Default alert rules, created in the database when missing (edit them in the admin afterwards).
+# Rates fire below a level; drops (points) and increases (count) fire at or above one.
+MONITORING_ALERT_RULES = [
+    {"name": "geocoding-rate-low", "kind": "threshold", "metric": "geocoding_success_rate",
+     "critical": 70, "high": 80, "medium": 85, "window_hours": 1, "min_sample": 50},
+    {"name": "validation-rate-low", "kind": "threshold", "metric": "validation_pass_rate",
+     "critical": 75, "high": 85, "medium": 90, "window_hours": 1, "min_sample": 50},
+    {"name": "geocoding-rate-drop", "kind": "score_drop", "metric": "geocoding_success_rate",
+     "critical": 20, "high": 10, "medium": 5, "window_hours": 1, "min_sample": 50},
+    {"name": "validation-rate-drop", "kind": "score_drop", "metric": "validation_pass_rate",
+     "critical": 20, "high": 10, "medium": 5, "window_hours": 1, "min_sample": 50},
+    {"name": "failed-runs-increase", "kind": "issue_increase", "metric": "failed_runs",
+     "critical": 10, "high": 5, "medium": 2, "window_hours": 1, "min_sample": 0},
+    {"name": "failed-validations-increase", "kind": "issue_increase", "metric": "failed_validations",
+     "critical": 10, "high": 5, "medium": 2, "window_hours": 1, "min_sample": 0},
+    {"name": "source-stale", "kind": "stale_source", "metric": "scrape", "scope": "per_source", "high": 1},
+    {"name": "anomaly", "kind": "anomaly", "metric": "any", "scope": "per_source",
+     "critical": 10, "high": 6, "medium": 4},
+]
+# Webhook for new critical/high alerts and their resolution (unset: no notifications).
+MONITORING_WEBHOOK_URL = env_str("MONITORING_WEBHOOK_URL")
+MONITORING_WEBHOOK_FORMAT = env_str("MONITORING_WEBHOOK_FORMAT", "json")  # "json" or "slack"
+MONITORING_WEBHOOK_TIMEOUT = env_float("MONITORING_WEBHOOK_TIMEOUT", 5.0, minimum=0.1)
+MONITORING_WEBHOOK_MAX_ATTEMPTS = env_int("MONITORING_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 MONITORING_INGEST_MAX_BATCH = env_int("MONITORING_INGEST_MAX_BATCH", 5000, minimum=1)
 MONITORING_INGEST_MAX_BODY_BYTES = env_int("MONITORING_INGEST_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 MONITORING_IDEMPOTENCY_TTL_HOURS = env_int("MONITORING_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)

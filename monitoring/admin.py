@@ -1,8 +1,19 @@
 from django.contrib import admin
 from django.utils import timezone
 
-from monitoring.models import DataQualityMetric, IdempotencyRecord, IngestToken, PipelineRun
+from monitoring.models import (
+    Alert,
+    AlertEvent,
+    AlertRule,
+    DataQualityMetric,
+    IdempotencyRecord,
+    IngestToken,
+    NotificationDelivery,
+    PipelineRun,
+    Silence,
+)
 from monitoring.selectors import rate
+from monitoring.services.alerts import InvalidTransition, acknowledge_alert, resolve_alert
 
 
 @admin.register(DataQualityMetric)
@@ -83,3 +94,104 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class AlertEventInline(admin.TabularInline):
+    model = AlertEvent
+    extra = 0
+    can_delete = False
+    fields = ["at", "kind", "from_state", "to_state", "actor", "comment"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = [
+        "last_seen",
+        "severity",
+        "state",
+        "rule_name",
+        "source",
+        "summary",
+        "occurrences",
+        "silenced",
+        "inhibited",
+    ]
+    list_filter = ["state", "severity", "rule_name", "silenced", "inhibited"]
+    search_fields = ["summary", "source", "rule_name", "fingerprint"]
+    ordering = ["-last_seen", "-id"]
+    date_hierarchy = "first_seen"
+    list_select_related = ["acknowledged_by", "resolved_by"]
+    inlines = [AlertEventInline]
+    actions = ["acknowledge", "resolve"]
+    readonly_fields = [f.name for f in Alert._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # alerts come from rules, not from people
+
+    def _apply(self, request, queryset, transition, verb: str) -> None:
+        changed = refused = 0
+        for pk in queryset.values_list("pk", flat=True):
+            try:
+                _, did = transition(alert_id=pk, user=request.user, comment=f"Bulk {verb} in the admin.")
+                changed += did
+            except InvalidTransition:
+                refused += 1
+        self.message_user(request, f"{verb.capitalize()}d {changed} alert(s); {refused} could not be {verb}d.")
+
+    @admin.action(description="Acknowledge selected alerts")
+    def acknowledge(self, request, queryset) -> None:
+        self._apply(request, queryset, acknowledge_alert, "acknowledge")
+
+    @admin.action(description="Resolve selected alerts")
+    def resolve(self, request, queryset) -> None:
+        self._apply(request, queryset, resolve_alert, "resolve")
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "kind",
+        "metric",
+        "scope",
+        "critical",
+        "high",
+        "medium",
+        "window_hours",
+        "min_sample",
+        "auto_resolve",
+        "enabled",
+    ]
+    list_editable = ["critical", "high", "medium", "window_hours", "min_sample", "auto_resolve", "enabled"]
+    list_filter = ["kind", "enabled"]
+    search_fields = ["name", "description"]
+
+
+@admin.register(Silence)
+class SilenceAdmin(admin.ModelAdmin):
+    list_display = [
+        "rule_name",
+        "source",
+        "starts_at",
+        "ends_at",
+        "weekdays",
+        "daily_start",
+        "duration_minutes",
+        "created_by",
+        "reason",
+    ]
+    list_select_related = ["created_by"]
+    search_fields = ["rule_name", "source", "reason"]
+    ordering = ["-ends_at"]
+
+
+@admin.register(NotificationDelivery)
+class NotificationDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "alert", "event", "status", "attempts", "next_attempt_at", "last_error"]
+    list_filter = ["status", "event"]
+    list_select_related = ["alert"]
+    ordering = ["-created_at"]

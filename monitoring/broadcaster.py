@@ -20,14 +20,18 @@ from django.conf import settings
 
 from monitoring.feed.registry import redis_client
 from monitoring.selectors import pipeline_status
+from monitoring.services.alerts import evaluate_alerts
 from monitoring.services.feed import (
     BROADCASTER_CHANNEL,
     STATUS_DIRTY_EVENT,
     mark_in_process_broadcaster,
+    publish_alert_changes,
     publish_status,
 )
+from monitoring.services.notifications import deliver_due_notifications
 
 logger = logging.getLogger(__name__)
+NOTIFY_EVERY = 1.0
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -83,8 +87,25 @@ class Broadcaster:
 
     async def publish_once(self) -> None:
         document = await database_sync_to_async(pipeline_status)()
+        changes = await database_sync_to_async(evaluate_alerts)(document=document)
+        if changes:
+            await publish_alert_changes(changes=changes, with_list=False)
+            document = await database_sync_to_async(pipeline_status)()  # its alert list changed
         self._published = await publish_status(document=document, previous=self._published)
         self.ticks += 1
+
+    async def _notify(self) -> None:
+        """Webhook deliveries, in their own thread so a slow endpoint never delays a tick."""
+        deliver = database_sync_to_async(deliver_due_notifications, thread_sensitive=False)
+        while True:
+            if self.active:
+                try:
+                    await deliver()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("webhook delivery round failed")
+            await asyncio.sleep(NOTIFY_EVERY)
 
     async def _listen(self) -> None:
         layer = get_channel_layer()
@@ -104,6 +125,7 @@ class Broadcaster:
         loop = asyncio.get_running_loop()
         mark_in_process_broadcaster(True)
         listener = asyncio.ensure_future(self._listen())
+        notifier = asyncio.ensure_future(self._notify())
         last_publish = -float("inf")
         try:
             while not stop.is_set():
@@ -138,6 +160,7 @@ class Broadcaster:
         finally:
             mark_in_process_broadcaster(False)
             listener.cancel()
+            notifier.cancel()
             try:
                 await self.lease.release()
             except Exception:

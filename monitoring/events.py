@@ -32,6 +32,16 @@ _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 PIPELINE_STATUS_UPDATE = "pipeline_status_update"
 SOURCE_STATUS_UPDATE = "source_status_update"
 ALERTS_UPDATE = "alerts_update"
+ALERT_FIRED = "alert_fired"
+ALERT_UPDATED = "alert_updated"
+ALERT_ACKNOWLEDGED = "alert_acknowledged"
+ALERT_RESOLVED = "alert_resolved"
+ALERT_CHANGE_TYPES = {
+    "fired": ALERT_FIRED,
+    "updated": ALERT_UPDATED,
+    "acknowledged": ALERT_ACKNOWLEDGED,
+    "resolved": ALERT_RESOLVED,
+}
 PONG = "pong"
 ERROR = "error"
 RESYNC = "resync"
@@ -69,11 +79,18 @@ MAX_SEQ = 2**53  # exact in JavaScript numbers
 
 
 def topic_type(topic: str) -> str:
+    """The snapshot type of a topic: the frame that carries its whole current state."""
     if topic == STATUS_TOPIC:
         return PIPELINE_STATUS_UPDATE
     if topic == ALERTS_TOPIC:
         return ALERTS_UPDATE
     return SOURCE_STATUS_UPDATE
+
+
+def allowed_types(topic: str) -> set[str]:
+    if topic == ALERTS_TOPIC:
+        return {ALERTS_UPDATE, *ALERT_CHANGE_TYPES.values()}
+    return {topic_type(topic)}
 
 
 def is_valid_topic(topic: Any) -> bool:
@@ -110,11 +127,16 @@ class TopicFrameParts:
     data_json: str
 
 
-def topic_frame_parts(*, topic: str, data: dict[str, Any], at: datetime | None = None) -> TopicFrameParts:
+def topic_frame_parts(
+    *, topic: str, data: dict[str, Any], message_type: str | None = None, at: datetime | None = None
+) -> TopicFrameParts:
     if not is_valid_topic(topic):
         raise ValueError(f"invalid topic {topic!r}")
+    message_type = message_type or topic_type(topic)
+    if message_type not in allowed_types(topic):
+        raise ValueError(f"{message_type!r} is not a message type of topic {topic!r}")
     return TopicFrameParts(
-        type_json=encode(topic_type(topic)),
+        type_json=encode(message_type),
         topic_json=encode(topic),
         timestamp_json=encode(isoformat(at or timezone.now())),
         data_json=encode(data),

@@ -16,7 +16,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from monitoring.conf import Thresholds, default_window_hours, thresholds
-from monitoring.models import DataQualityMetric, PipelineRun, ScrapeSource
+from monitoring.models import Alert, DataQualityMetric, PipelineRun, ScrapeSource
 from monitoring.models.metrics import COUNT_FIELDS
 
 HEALTHY = "healthy"
@@ -199,9 +199,8 @@ def pipeline_status(*, now: datetime | None = None, window_hours: int | None = N
         "window_hours": window_hours,
         "scraping_health": scraping,
         "data_quality": quality,
-        # Filled by anomaly detection and alert rules once those exist; empty means none detected.
         "anomalies": [],
-        "alerts": [],
+        "alerts": active_alerts(),
     }
 
 
@@ -230,3 +229,48 @@ def list_runs(
     """Newest runs first, optionally filtered."""
     filters = {name: value for name, value in (("source", source), ("stage", stage), ("status", status)) if value}
     return PipelineRun.objects.filter(**filters).order_by("-started_at", "-pk")[:limit]
+
+
+_SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2}
+
+
+def alert_dict(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.pk,
+        "fingerprint": alert.fingerprint,
+        "rule": alert.rule_name,
+        "source": alert.source or None,
+        "severity": alert.severity,
+        "state": alert.state,
+        "summary": alert.summary,
+        "evidence": alert.evidence,
+        "first_seen": isoformat(alert.first_seen),
+        "last_seen": isoformat(alert.last_seen),
+        "occurrences": alert.occurrences,
+        "silenced": alert.silenced,
+        "inhibited": alert.inhibited,
+        "acknowledged_by": alert.acknowledged_by.get_username() if alert.acknowledged_by else None,
+        "acknowledged_at": isoformat(alert.acknowledged_at),
+        "acknowledge_comment": alert.acknowledge_comment,
+        "resolved_by": alert.resolved_by.get_username() if alert.resolved_by else None,
+        "resolved_at": isoformat(alert.resolved_at),
+        "resolve_comment": alert.resolve_comment,
+    }
+
+
+def active_alerts() -> list[dict[str, Any]]:
+    """Firing and acknowledged alerts, most severe first, newest first within a severity."""
+    alerts = Alert.objects.filter(state__in=["firing", "acknowledged"]).select_related("acknowledged_by", "resolved_by")
+    ordered = sorted(alerts, key=lambda a: (_SEVERITY_ORDER[a.severity], -a.last_seen.timestamp()))
+    return [alert_dict(alert) for alert in ordered]
+
+
+def list_alerts(
+    *, state: str | None = None, severity: str | None = None, source: str | None = None, limit: int = 100
+) -> QuerySet[Alert]:
+    filters = {name: value for name, value in (("state", state), ("severity", severity), ("source", source)) if value}
+    return (
+        Alert.objects.filter(**filters)
+        .select_related("acknowledged_by", "resolved_by")
+        .order_by("-last_seen", "-pk")[:limit]
+    )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from monitoring.api import views
+from monitoring.api import alerts, views
 
 urlpatterns = [
     path("pipeline-status", views.PipelineStatusView.as_view(), name="pipeline-status"),
@@ -10,4 +10,10 @@ urlpatterns = [
     path("runs", views.RunListCreateView.as_view(), name="runs"),
     path("runs/<int:run_id>/finish", views.RunFinishView.as_view(), name="run-finish"),
     path("ws-ticket", views.WebSocketTicketView.as_view(), name="ws-ticket"),
+    path("alerts", alerts.AlertListView.as_view(), name="alerts"),
+    path("alerts/<int:alert_id>", alerts.AlertDetailView.as_view(), name="alert"),
+    path("alerts/<int:alert_id>/acknowledge", alerts.AlertAcknowledgeView.as_view(), name="alert-acknowledge"),
+    path("alerts/<int:alert_id>/resolve", alerts.AlertResolveView.as_view(), name="alert-resolve"),
+    path("silences", alerts.SilenceListCreateView.as_view(), name="silences"),
+    path("silences/<int:silence_id>/expire", alerts.SilenceExpireView.as_view(), name="silence-expire"),
 ]

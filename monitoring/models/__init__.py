@@ -1,7 +1,20 @@
+from monitoring.models.alerts import Alert, AlertEvent, AlertRule, NotificationDelivery, Silence
 from monitoring.models.ingest import IdempotencyRecord, IngestToken
 from monitoring.models.metrics import DataQualityMetric
 from monitoring.models.rollups import HourlyRollup
 from monitoring.models.runs import PipelineRun
 from monitoring.models.sources import ScrapeSource
 
-__all__ = ["DataQualityMetric", "HourlyRollup", "IdempotencyRecord", "IngestToken", "PipelineRun", "ScrapeSource"]
+__all__ = [
+    "Alert",
+    "AlertEvent",
+    "AlertRule",
+    "NotificationDelivery",
+    "Silence",
+    "DataQualityMetric",
+    "HourlyRollup",
+    "IdempotencyRecord",
+    "IngestToken",
+    "PipelineRun",
+    "ScrapeSource",
+]

@@ -16,10 +16,17 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
-from monitoring.events import ALERTS_TOPIC, STATUS_TOPIC, group_name, source_topic, topic_frame_parts
+from monitoring.events import (
+    ALERT_CHANGE_TYPES,
+    ALERTS_TOPIC,
+    STATUS_TOPIC,
+    group_name,
+    source_topic,
+    topic_frame_parts,
+)
 from monitoring.feed.frames import Frame
 from monitoring.feed.registry import get_store
-from monitoring.selectors import per_source_status, pipeline_status
+from monitoring.selectors import active_alerts, alert_dict, per_source_status, pipeline_status
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +36,9 @@ BROADCASTER_CHANNEL = "monitoring.broadcaster"
 STATUS_DIRTY_EVENT = "status.dirty"
 
 
-async def publish(*, topic: str, data: dict[str, Any]) -> Frame:
-    frame = await get_store().publish(topic=topic, parts=topic_frame_parts(topic=topic, data=data))
+async def publish(*, topic: str, data: dict[str, Any], message_type: str | None = None) -> Frame:
+    parts = topic_frame_parts(topic=topic, data=data, message_type=message_type)
+    frame = await get_store().publish(topic=topic, parts=parts)
     await get_channel_layer().group_send(
         group_name(topic),
         {"type": FRAME_EVENT, "topic": topic, "seq": frame.seq, "epoch": frame.epoch, "frame": frame.text},
@@ -55,6 +63,29 @@ async def publish_status(*, document: dict[str, Any], previous: dict[str, str] |
         if previous.get(topic) != fingerprint:
             await publish(topic=topic, data=data)
     return published
+
+
+async def publish_alert_changes(*, changes: list, with_list: bool = True) -> None:
+    """Each change as its own message on the alerts topic, then (``with_list``) the active alerts.
+
+    The list makes the topic's latest frame a full snapshot again; the broadcaster leaves it to
+    ``publish_status``, which publishes it whenever it changed.
+    """
+    if not changes:
+        return
+    for change in changes:
+        data = await database_sync_to_async(alert_dict)(change.alert)
+        await publish(topic=ALERTS_TOPIC, data=data, message_type=ALERT_CHANGE_TYPES[change.kind])
+    if with_list:
+        await publish(topic=ALERTS_TOPIC, data={"alerts": await database_sync_to_async(active_alerts)()})
+
+
+def publish_alert_changes_sync(*, changes: list) -> None:
+    """For request handlers (after their transaction commits). Never raises: the change is already stored."""
+    try:
+        async_to_sync(publish_alert_changes)(changes=changes)
+    except Exception:
+        logger.warning("could not push alert changes; the next broadcaster tick carries the alert list", exc_info=True)
 
 
 async def latest_frame(*, topic: str) -> Frame | None:

@@ -1,0 +1,203 @@
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class AlertRule(models.Model):
+    """A condition that opens an alert. Defaults come from settings; the admin can edit them."""
+
+    class Kind(models.TextChoices):
+        THRESHOLD = "threshold", "Rate below a threshold"
+        SCORE_DROP = "score_drop", "Rate drop versus the previous window (points)"
+        ISSUE_INCREASE = "issue_increase", "More issues than the previous window"
+        STALE_SOURCE = "stale_source", "No successful scrape within the expected interval"
+        ANOMALY = "anomaly", "Anomaly detector finding"
+
+    class Metric(models.TextChoices):
+        GEOCODING = "geocoding_success_rate", "Geocoding success rate"
+        VALIDATION = "validation_pass_rate", "Validation pass rate"
+        FAILED_RUNS = "failed_runs", "Failed scrape runs"
+        FAILED_VALIDATIONS = "failed_validations", "Failed validations"
+        SCRAPE = "scrape", "Scraping"
+        ANY = "any", "Any detector metric"
+
+    class Scope(models.TextChoices):
+        OVERALL = "overall", "All sources together"
+        PER_SOURCE = "per_source", "Each source"
+        BOTH = "both", "Overall and each source"
+
+    name = models.SlugField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    metric = models.CharField(max_length=30, choices=Metric.choices)
+    scope = models.CharField(max_length=12, choices=Scope.choices, default=Scope.BOTH)
+    # Rates fire below a level; drops and increases fire at or above one. Empty: that severity is unused.
+    critical = models.FloatField(null=True, blank=True)
+    high = models.FloatField(null=True, blank=True)
+    medium = models.FloatField(null=True, blank=True)
+    window_hours = models.PositiveIntegerField(default=1)
+    min_sample = models.PositiveIntegerField(default=50, help_text="Fewer attempts (or runs) cannot fire the rule.")
+    auto_resolve = models.BooleanField(default=True)
+    enabled = models.BooleanField(default=True)
+    description = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(window_hours__gte=1), name="rule_window_positive")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Alert(models.Model):
+    class Severity(models.TextChoices):
+        CRITICAL = "critical", "Critical"
+        HIGH = "high", "High"
+        MEDIUM = "medium", "Medium"
+
+    class State(models.TextChoices):
+        FIRING = "firing", "Firing"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    fingerprint = models.CharField(max_length=220, help_text="rule + source: one open alert per fingerprint.")
+    rule = models.ForeignKey(AlertRule, null=True, on_delete=models.SET_NULL, related_name="alerts")
+    rule_name = models.CharField(max_length=100)
+    source = models.CharField(max_length=100, blank=True, default="", help_text="Empty: all sources together.")
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    state = models.CharField(max_length=14, choices=State.choices, default=State.FIRING)
+    summary = models.CharField(max_length=300)
+    evidence = models.JSONField(default=dict)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    occurrences = models.PositiveIntegerField(default=1, help_text="Evaluations that found the condition true.")
+    silenced = models.BooleanField(default=False)
+    inhibited = models.BooleanField(default=False)
+    notified = models.BooleanField(default=False)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledge_comment = models.TextField(blank=True, default="")
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolve_comment = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["fingerprint"], condition=~Q(state="resolved"), name="alert_one_open_per_fingerprint"
+            ),
+            models.CheckConstraint(condition=Q(state__in=["firing", "acknowledged", "resolved"]), name="alert_state"),
+            models.CheckConstraint(condition=Q(severity__in=["critical", "high", "medium"]), name="alert_severity"),
+        ]
+        indexes = [
+            models.Index(fields=["state", "severity"], name="alert_state_severity"),
+            models.Index(fields=["source", "state"], name="alert_source_state"),
+            models.Index(fields=["-last_seen"], name="alert_last_seen"),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.summary}"
+
+
+class AlertEvent(models.Model):
+    """Audit trail: every change of an alert's state, severity, silencing or inhibition."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=20)
+    from_state = models.CharField(max_length=14, blank=True, default="")
+    to_state = models.CharField(max_length=14, blank=True, default="")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    comment = models.TextField(blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["alert", "at"], name="alert_event_alert_at")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.from_state}->{self.to_state}"
+
+
+class Silence(models.Model):
+    """Suppresses notifications for matching alerts (they stay visible, marked silenced)."""
+
+    rule_name = models.CharField(max_length=100, blank=True, default="", help_text="Empty: any rule.")
+    source = models.CharField(max_length=100, blank=True, default="", help_text="Empty: any source.")
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField()
+    # Weekly recurrence (maintenance windows): on these weekdays (0 = Monday), from daily_start for duration.
+    weekdays = models.CharField(max_length=20, blank=True, default="", help_text="e.g. '5,6'; empty: no recurrence.")
+    daily_start = models.TimeField(null=True, blank=True, help_text="UTC.")
+    duration_minutes = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="silence_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(weekdays="") | Q(daily_start__isnull=False, duration_minutes__gt=0),
+                name="silence_recurrence_complete",
+            ),
+        ]
+        indexes = [models.Index(fields=["ends_at"], name="silence_ends")]
+
+    def __str__(self) -> str:
+        return f"silence {self.rule_name or '*'}/{self.source or '*'} until {self.ends_at:%Y-%m-%d %H:%M}"
+
+    def weekday_set(self) -> set[int]:
+        return {int(day) for day in self.weekdays.split(",") if day.strip()}
+
+    def is_active(self, at: datetime) -> bool:
+        if not self.starts_at <= at < self.ends_at:
+            return False
+        if not self.weekdays:
+            return True
+        days = self.weekday_set()
+        moment = at.astimezone(UTC)
+        # A window that starts late on one day may run past midnight into the next.
+        for day in (moment.date(), moment.date() - timedelta(days=1)):
+            if day.weekday() in days:
+                start = datetime.combine(day, self.daily_start, tzinfo=UTC)
+                if start <= moment < start + timedelta(minutes=self.duration_minutes):
+                    return True
+        return False
+
+    def matches(self, *, rule_name: str, source: str) -> bool:
+        return (not self.rule_name or self.rule_name == rule_name) and (not self.source or self.source == source)
+
+
+class NotificationDelivery(models.Model):
+    """Outbox of webhook notifications, written with the alert change, sent by the notifier with retries."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} for alert {self.alert_id}: {self.status}"

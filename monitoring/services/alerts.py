@@ -1,0 +1,221 @@
+"""Alert lifecycle: evaluation opens, updates and auto-resolves alerts; people acknowledge and resolve.
+
+A condition that keeps holding updates its one open alert (one open alert per fingerprint, enforced
+by a partial unique index); when it clears the alert resolves (if the rule says so) and a later
+breach opens a new one. Every change is written to the audit trail in the same transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from monitoring.alerting.inputs import gather_inputs
+from monitoring.alerting.rules import SEVERITIES, Condition, RuleSpec, evaluate, is_inhibited
+from monitoring.models import Alert, AlertEvent, AlertRule, Silence
+from monitoring.services.notifications import enqueue_notification, should_notify
+
+FIRING, ACKNOWLEDGED, RESOLVED = Alert.State.FIRING, Alert.State.ACKNOWLEDGED, Alert.State.RESOLVED
+ACTIVE = (FIRING, ACKNOWLEDGED)
+MAX_COMMENT = 2000
+
+
+class InvalidTransition(Exception):
+    """The alert's state does not allow the requested change (HTTP 409)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertChange:
+    kind: str  # fired, updated, acknowledged, resolved
+    alert: Alert
+
+
+def ensure_default_rules() -> None:
+    """Create the settings' default rules that are missing; never overwrite a rule edited in the admin."""
+    existing = set(AlertRule.objects.values_list("name", flat=True))
+    missing = [AlertRule(**spec) for spec in settings.MONITORING_ALERT_RULES if spec["name"] not in existing]
+    if missing:
+        AlertRule.objects.bulk_create(missing, ignore_conflicts=True)
+
+
+def _spec(rule: AlertRule) -> RuleSpec:
+    return RuleSpec(
+        name=rule.name,
+        kind=rule.kind,
+        metric=rule.metric,
+        scope=rule.scope,
+        critical=rule.critical,
+        high=rule.high,
+        medium=rule.medium,
+        window_hours=rule.window_hours,
+        min_sample=rule.min_sample,
+    )
+
+
+def _event(alert: Alert, kind: str, *, before: str, actor=None, comment: str = "", details=None) -> None:
+    AlertEvent.objects.create(
+        alert=alert,
+        kind=kind,
+        from_state=before,
+        to_state=alert.state,
+        actor=actor,
+        comment=comment,
+        details=details or {},
+    )
+
+
+def _notify_if_due(alert: Alert) -> None:
+    if not alert.notified and should_notify(alert):
+        enqueue_notification(alert=alert, event="fired")
+        alert.notified = True
+
+
+def _open(condition: Condition, rule: AlertRule, *, now: datetime, silenced: bool, inhibited: bool) -> Alert:
+    alert = Alert.objects.create(
+        fingerprint=condition.fingerprint,
+        rule=rule,
+        rule_name=rule.name,
+        source=condition.source,
+        severity=condition.severity,
+        summary=condition.summary[:300],
+        evidence=condition.evidence,
+        first_seen=now,
+        last_seen=now,
+        silenced=silenced,
+        inhibited=inhibited,
+    )
+    _event(alert, "fired", before="", details={"severity": alert.severity, "evidence": alert.evidence})
+    _notify_if_due(alert)
+    if alert.notified:
+        alert.save(update_fields=["notified"])
+    return alert
+
+
+def _refresh(alert: Alert, condition: Condition, *, now: datetime, silenced: bool, inhibited: bool) -> bool:
+    """Update an open alert from its condition; returns whether anything beyond last_seen changed."""
+    changed = []
+    if condition.severity != alert.severity:
+        rising = SEVERITIES.index(condition.severity) < SEVERITIES.index(alert.severity)
+        _event(
+            alert,
+            "escalated" if rising else "deescalated",
+            before=alert.state,
+            details={"from": alert.severity, "to": condition.severity},
+        )
+        alert.severity = condition.severity
+        changed.append("severity")
+    for flag, value in (("silenced", silenced), ("inhibited", inhibited)):
+        if getattr(alert, flag) != value:
+            _event(alert, flag if value else f"un{flag}", before=alert.state)
+            setattr(alert, flag, value)
+            changed.append(flag)
+    if not alert.notified:
+        _notify_if_due(alert)
+        if alert.notified:
+            changed.append("notified")
+    alert.summary = condition.summary[:300]
+    alert.evidence = condition.evidence
+    alert.last_seen = now
+    alert.occurrences += 1
+    alert.save(update_fields=[*changed, "summary", "evidence", "last_seen", "occurrences"])
+    return bool(changed)
+
+
+def _auto_resolve(alert: Alert, *, now: datetime) -> None:
+    before = alert.state
+    alert.state = RESOLVED
+    alert.resolved_at = now
+    alert.resolve_comment = "Condition cleared."
+    alert.save(update_fields=["state", "resolved_at", "resolve_comment"])
+    _event(alert, "resolved", before=before, comment="Condition cleared (automatic).")
+    if alert.notified:
+        enqueue_notification(alert=alert, event="resolved")
+
+
+def evaluate_alerts(*, document: dict[str, Any], now: datetime | None = None) -> list[AlertChange]:
+    """Run every enabled rule against the database and the status ``document``; apply the outcome."""
+    now = now or timezone.now()
+    ensure_default_rules()
+    rules = {rule.name: rule for rule in AlertRule.objects.filter(enabled=True)}
+    specs = [_spec(rule) for rule in rules.values()]
+    windows = {s.window_hours for s in specs if s.kind in ("threshold", "score_drop", "issue_increase")}
+    inputs = gather_inputs(now=now, window_lengths=windows, document=document)
+    conditions = {c.fingerprint: c for c in evaluate(specs, inputs)}
+    silences = [s for s in Silence.objects.filter(starts_at__lte=now, ends_at__gt=now) if s.is_active(now)]
+    changes: list[AlertChange] = []
+    with transaction.atomic():
+        open_alerts = {a.fingerprint: a for a in Alert.objects.select_for_update().filter(state__in=ACTIVE)}
+        for fingerprint, condition in conditions.items():
+            rule = rules[condition.rule_name]
+            silenced = any(s.matches(rule_name=rule.name, source=condition.source) for s in silences)
+            inhibited = is_inhibited(condition, rule.metric, inputs)
+            alert = open_alerts.pop(fingerprint, None)
+            if alert is None:
+                changes.append(
+                    AlertChange("fired", _open(condition, rule, now=now, silenced=silenced, inhibited=inhibited))
+                )
+            elif _refresh(alert, condition, now=now, silenced=silenced, inhibited=inhibited):
+                changes.append(AlertChange("updated", alert))
+        for alert in open_alerts.values():
+            rule = rules.get(alert.rule_name)
+            # A rule switched off or deleted cannot clear its alerts any more: resolve them.
+            if rule is None or rule.auto_resolve:
+                _auto_resolve(alert, now=now)
+                changes.append(AlertChange("resolved", alert))
+    return changes
+
+
+def _clean_comment(comment: str) -> str:
+    if len(comment) > MAX_COMMENT:
+        raise ValueError(f"A comment has at most {MAX_COMMENT} characters.")
+    return comment.strip()
+
+
+def acknowledge_alert(*, alert_id: int, user, comment: str = "") -> tuple[Alert, bool]:
+    """Firing → acknowledged. Acknowledging twice is a no-op; a resolved alert cannot be acknowledged."""
+    comment = _clean_comment(comment)
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().get(pk=alert_id)
+        if alert.state == ACKNOWLEDGED:
+            return alert, False
+        if alert.state == RESOLVED:
+            raise InvalidTransition("A resolved alert cannot be acknowledged.")
+        alert.state = ACKNOWLEDGED
+        alert.acknowledged_by = user
+        alert.acknowledged_at = timezone.now()
+        alert.acknowledge_comment = comment
+        alert.save(update_fields=["state", "acknowledged_by", "acknowledged_at", "acknowledge_comment"])
+        _event(alert, "acknowledged", before=FIRING, actor=user, comment=comment)
+        _publish_on_commit(AlertChange("acknowledged", alert))
+        return alert, True
+
+
+def resolve_alert(*, alert_id: int, user, comment: str = "") -> tuple[Alert, bool]:
+    """Firing or acknowledged → resolved. Resolving twice is a no-op."""
+    comment = _clean_comment(comment)
+    with transaction.atomic():
+        alert = Alert.objects.select_for_update().get(pk=alert_id)
+        if alert.state == RESOLVED:
+            return alert, False
+        before = alert.state
+        alert.state = RESOLVED
+        alert.resolved_by = user
+        alert.resolved_at = timezone.now()
+        alert.resolve_comment = comment
+        alert.save(update_fields=["state", "resolved_by", "resolved_at", "resolve_comment"])
+        _event(alert, "resolved", before=before, actor=user, comment=comment)
+        if alert.notified:
+            enqueue_notification(alert=alert, event="resolved")
+        _publish_on_commit(AlertChange("resolved", alert))
+        return alert, True
+
+
+def _publish_on_commit(change: AlertChange) -> None:
+    from monitoring.services.feed import publish_alert_changes_sync
+
+    transaction.on_commit(lambda: publish_alert_changes_sync(changes=[change]))

@@ -1,0 +1,147 @@
+"""Webhook notifications through an outbox: rows are written with the alert change, in its
+transaction, and sent later by the broadcaster's loop with retries, so ingest never waits on a webhook."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from monitoring.models import Alert, NotificationDelivery
+from monitoring.selectors import isoformat
+
+logger = logging.getLogger(__name__)
+NOTIFY_SEVERITIES = {Alert.Severity.CRITICAL, Alert.Severity.HIGH}
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 600.0
+BATCH = 50
+CLAIM = timedelta(seconds=60)
+
+
+def should_notify(alert: Alert) -> bool:
+    """New critical/high alerts page, unless silenced or inhibited (a symptom of a failing scraper)."""
+    return (
+        bool(settings.MONITORING_WEBHOOK_URL)
+        and alert.severity in NOTIFY_SEVERITIES
+        and not alert.silenced
+        and not alert.inhibited
+    )
+
+
+def enqueue_notification(*, alert: Alert, event: str) -> None:
+    if settings.MONITORING_WEBHOOK_URL:
+        NotificationDelivery.objects.create(alert=alert, event=event)
+
+
+def payload(*, alert: Alert, event: str, style: str) -> dict[str, Any]:
+    verb = "RESOLVED" if event == "resolved" else alert.severity.upper()
+    text = f"[{verb}] {alert.summary}"
+    if style == "slack":
+        return {
+            "text": text,
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"*{verb}* {alert.summary}"}},
+                {
+                    "type": "context",
+                    "elements": [
+                        {"type": "mrkdwn", "text": f"rule `{alert.rule_name}` · source `{alert.source or 'all'}`"}
+                    ],
+                },
+            ],
+        }
+    return {
+        "event": event,
+        "text": text,
+        "alert": {
+            "id": alert.pk,
+            "fingerprint": alert.fingerprint,
+            "rule": alert.rule_name,
+            "source": alert.source,
+            "severity": alert.severity,
+            "state": alert.state,
+            "summary": alert.summary,
+            "evidence": alert.evidence,
+            "first_seen": isoformat(alert.first_seen),
+            "last_seen": isoformat(alert.last_seen),
+        },
+    }
+
+
+def _post(url: str, body: dict[str, Any], timeout: float) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("MONITORING_WEBHOOK_URL must be an http(s) URL")
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (scheme checked above)
+        if not 200 <= response.status < 300:
+            raise urllib.error.HTTPError(url, response.status, "webhook refused", response.headers, None)
+
+
+def _backoff(attempts: int) -> timedelta:
+    delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
+    # Jitter keeps many failed deliveries from retrying in lockstep.
+    return timedelta(seconds=delay * (0.5 + secrets.randbelow(1000) / 2000))
+
+
+def _claim_due(now: datetime) -> list[NotificationDelivery]:
+    """Take due deliveries for this sender; the claim lapses if the process dies before sending."""
+    with transaction.atomic():
+        due = list(
+            NotificationDelivery.objects.select_for_update(skip_locked=True)
+            .select_related("alert")
+            .filter(status=NotificationDelivery.Status.PENDING, next_attempt_at__lte=now)
+            .order_by("next_attempt_at")[:BATCH]
+        )
+        NotificationDelivery.objects.filter(pk__in=[d.pk for d in due]).update(next_attempt_at=now + CLAIM)
+    return due
+
+
+def deliver_due_notifications(*, now: datetime | None = None) -> dict[str, int]:
+    """Send due deliveries once (HTTP outside any transaction); returns counts of sent, retried, failed."""
+    url = settings.MONITORING_WEBHOOK_URL
+    outcome = {"sent": 0, "retried": 0, "failed": 0}
+    if not url:
+        return outcome
+    now = now or timezone.now()
+    style = settings.MONITORING_WEBHOOK_FORMAT
+    for delivery in _claim_due(now):
+        delivery.attempts += 1
+        try:
+            _post(
+                url,
+                payload(alert=delivery.alert, event=delivery.event, style=style),
+                settings.MONITORING_WEBHOOK_TIMEOUT,
+            )
+        except (OSError, ValueError) as exc:
+            delivery.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+            if delivery.attempts >= settings.MONITORING_WEBHOOK_MAX_ATTEMPTS:
+                delivery.status = NotificationDelivery.Status.FAILED
+                outcome["failed"] += 1
+                logger.error(
+                    "webhook delivery %s gave up after %s attempts: %s",
+                    delivery.pk,
+                    delivery.attempts,
+                    delivery.last_error,
+                )
+            else:
+                delivery.next_attempt_at = timezone.now() + _backoff(delivery.attempts)
+                outcome["retried"] += 1
+                logger.warning(
+                    "webhook delivery %s failed (attempt %s): %s", delivery.pk, delivery.attempts, delivery.last_error
+                )
+        else:
+            delivery.status = NotificationDelivery.Status.SENT
+            delivery.sent_at = timezone.now()
+            delivery.next_attempt_at = delivery.sent_at
+            outcome["sent"] += 1
+        delivery.save(update_fields=["attempts", "status", "next_attempt_at", "last_error", "sent_at"])
+    return outcome

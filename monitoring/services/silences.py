@@ -1,0 +1,67 @@
+"""Silences: notifications for matching alerts stop while one is active; the alerts stay visible."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django.utils import timezone
+
+from monitoring.models import Silence
+
+
+class SilenceInputError(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def create_silence(
+    *,
+    ends_at: datetime,
+    reason: str,
+    rule_name: str = "",
+    source: str = "",
+    starts_at: datetime | None = None,
+    weekdays: list[int] | None = None,
+    daily_start: time | None = None,
+    duration_minutes: int | None = None,
+    user=None,
+) -> Silence:
+    starts_at = starts_at or timezone.now()
+    errors: dict[str, str] = {}
+    if ends_at <= starts_at:
+        errors["ends_at"] = "Must be after starts_at."
+    if not reason.strip():
+        errors["reason"] = "Say why (who reads the silence later needs to know)."
+    if weekdays:
+        if any(day not in range(7) for day in weekdays):
+            errors["weekdays"] = "Days are 0 (Monday) to 6 (Sunday)."
+        if daily_start is None or not duration_minutes or not 0 < duration_minutes <= 7 * 24 * 60:
+            errors["duration_minutes"] = "A weekly window needs daily_start and 1-10080 minutes."
+    elif daily_start is not None or duration_minutes:
+        errors["weekdays"] = "daily_start and duration_minutes only apply with weekdays."
+    if errors:
+        raise SilenceInputError(errors)
+    return Silence.objects.create(
+        rule_name=rule_name,
+        source=source,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        weekdays=",".join(str(day) for day in sorted(set(weekdays or []))),
+        daily_start=daily_start if weekdays else None,
+        duration_minutes=duration_minutes if weekdays else None,
+        reason=reason.strip(),
+        created_by=user,
+    )
+
+
+def expire_silence(*, silence_id: int) -> Silence:
+    """End a silence now (kept for the record); ending one that already ended changes nothing."""
+    silence = Silence.objects.get(pk=silence_id)
+    now = timezone.now()
+    if silence.ends_at > now:
+        silence.ends_at = now
+        # A silence that had not started yet ends before it begins.
+        silence.starts_at = min(silence.starts_at, now - timedelta(microseconds=1))
+        silence.save(update_fields=["starts_at", "ends_at"])
+    return silence

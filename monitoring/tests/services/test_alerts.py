@@ -1,0 +1,208 @@
+"""Alert lifecycle against the database: one alert per condition, auto-resolve, transitions, audit,
+silences, inhibition and the notification outbox."""
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from monitoring.models import Alert, AlertEvent, AlertRule, NotificationDelivery, Silence
+from monitoring.selectors import pipeline_status
+from monitoring.services.alerts import InvalidTransition, acknowledge_alert, evaluate_alerts, resolve_alert
+from monitoring.services.metrics import MetricInput, record_metrics
+from monitoring.services.silences import SilenceInputError, create_silence, expire_silence
+from monitoring.tests.factories import PipelineRunFactory
+
+pytestmark = pytest.mark.django_db
+GEO_RULE = {
+    "name": "geo-low",
+    "kind": "threshold",
+    "metric": "geocoding_success_rate",
+    "scope": "per_source",
+    "critical": 70,
+    "high": 80,
+    "medium": 85,
+    "window_hours": 1,
+    "min_sample": 50,
+}
+
+
+@pytest.fixture
+def only_geo_rule(settings):
+    settings.MONITORING_ALERT_RULES = [GEO_RULE]
+
+
+def report(source: str, successes: int, attempts: int = 100, minutes_ago: int = 5) -> None:
+    at = timezone.now() - timedelta(minutes=minutes_ago)
+    record_metrics(
+        metrics=[MetricInput(source=source, timestamp=at, geocoding_attempts=attempts, geocoding_successes=successes)]
+    )
+
+
+def evaluate():
+    return evaluate_alerts(document=pipeline_status())
+
+
+def test_rules_come_from_settings_once_and_admin_edits_survive(only_geo_rule):
+    evaluate()
+    AlertRule.objects.filter(name="geo-low").update(critical=50)
+    evaluate()
+    assert list(AlertRule.objects.values_list("name", "critical")) == [("geo-low", 50.0)]
+
+
+def test_a_breach_opens_one_alert_with_evidence_and_an_audit_entry(only_geo_rule):
+    report("gdelt", 60)
+    (change,) = evaluate()
+    alert = change.alert
+    assert (change.kind, alert.state, alert.severity, alert.source) == ("fired", "firing", "critical", "gdelt")
+    assert alert.fingerprint == "geo-low:gdelt"
+    assert alert.evidence["value"] == 60.0 and alert.evidence["denominator"] == 100
+    assert list(alert.events.values_list("kind", "to_state")) == [("fired", "firing")]
+
+
+def test_a_condition_that_keeps_firing_updates_the_same_alert(only_geo_rule):
+    report("gdelt", 60)
+    evaluate()
+    assert evaluate() == []  # nothing but last_seen changed: no push
+    alert = Alert.objects.get()
+    assert alert.occurrences == 2
+    assert Alert.objects.count() == 1
+
+
+def test_a_change_of_severity_is_recorded(only_geo_rule):
+    report("gdelt", 60)
+    evaluate()
+    report("gdelt", 100, attempts=100, minutes_ago=3)  # 160/200 = 80 %: medium
+    (change,) = evaluate()
+    assert (change.kind, change.alert.severity) == ("updated", "medium")
+    assert AlertEvent.objects.filter(kind="deescalated", details__to="medium").exists()
+
+
+def test_a_cleared_condition_auto_resolves_and_a_later_breach_opens_a_new_alert(only_geo_rule):
+    report("gdelt", 60, minutes_ago=50)
+    first = evaluate()[0].alert
+    report("gdelt", 1000, attempts=1000, minutes_ago=1)  # the hour's rate recovers
+    (change,) = evaluate()
+    assert (change.kind, change.alert.pk, change.alert.state) == ("resolved", first.pk, "resolved")
+    assert change.alert.events.last().kind == "resolved"
+    report("gdelt", 0, attempts=2000, minutes_ago=1)
+    (again,) = evaluate()
+    assert again.kind == "fired" and again.alert.pk != first.pk
+    assert Alert.objects.filter(fingerprint="geo-low:gdelt").count() == 2
+
+
+def test_without_auto_resolve_a_cleared_alert_stays_open(settings):
+    settings.MONITORING_ALERT_RULES = [{**GEO_RULE, "auto_resolve": False}]
+    report("gdelt", 60, minutes_ago=50)
+    evaluate()
+    report("gdelt", 1000, attempts=1000, minutes_ago=1)
+    assert evaluate() == []
+    assert Alert.objects.get().state == "firing"
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_a_second_open_alert_for_a_fingerprint():
+    Alert.objects.create(fingerprint="r:s", rule_name="r", severity="high", summary="x")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Alert.objects.create(fingerprint="r:s", rule_name="r", severity="high", summary="y")
+    Alert.objects.create(fingerprint="r:s", rule_name="r", severity="high", summary="z", state="resolved")
+
+
+def test_acknowledge_then_resolve_with_comments_and_audit(only_geo_rule, django_user_model):
+    user = django_user_model.objects.create_user("operator")
+    report("gdelt", 60)
+    alert = evaluate()[0].alert
+    acked, changed = acknowledge_alert(alert_id=alert.pk, user=user, comment="looking")
+    assert changed and (acked.state, acked.acknowledged_by, acked.acknowledge_comment) == (
+        "acknowledged",
+        user,
+        "looking",
+    )
+    assert acknowledge_alert(alert_id=alert.pk, user=user)[1] is False
+    resolved, changed = resolve_alert(alert_id=alert.pk, user=user, comment="geocoder restarted")
+    assert changed and (resolved.state, resolved.resolved_by) == ("resolved", user)
+    assert resolve_alert(alert_id=alert.pk, user=user)[1] is False
+    with pytest.raises(InvalidTransition):
+        acknowledge_alert(alert_id=alert.pk, user=user)
+    trail = list(alert.events.values_list("kind", "from_state", "to_state", "comment"))
+    assert trail == [
+        ("fired", "", "firing", ""),
+        ("acknowledged", "firing", "acknowledged", "looking"),
+        ("resolved", "acknowledged", "resolved", "geocoder restarted"),
+    ]
+
+
+def test_an_acknowledged_alert_still_updates_and_auto_resolves(only_geo_rule, django_user_model):
+    report("gdelt", 60, minutes_ago=50)
+    alert = evaluate()[0].alert
+    acknowledge_alert(alert_id=alert.pk, user=django_user_model.objects.create_user("op"))
+    report("gdelt", 1000, attempts=1000, minutes_ago=1)
+    assert evaluate()[0].kind == "resolved"
+
+
+def test_a_matching_silence_marks_the_alert_silenced_and_stops_its_notification(only_geo_rule, settings):
+    settings.MONITORING_WEBHOOK_URL = "http://127.0.0.1:9/hook"
+    create_silence(rule_name="geo-low", source="gdelt", ends_at=timezone.now() + timedelta(hours=1), reason="upgrade")
+    report("gdelt", 60)
+    report("acled", 60)
+    alerts = {c.alert.source: c.alert for c in evaluate()}
+    assert (alerts["gdelt"].silenced, alerts["acled"].silenced) == (True, False)
+    assert list(NotificationDelivery.objects.values_list("alert__source", flat=True)) == ["acled"]
+
+
+def test_downstream_alerts_of_a_stale_scraper_are_inhibited(only_geo_rule):
+    PipelineRunFactory(source="gdelt", started_at=timezone.now() - timedelta(hours=5))  # stale
+    report("gdelt", 60)
+    assert evaluate()[0].alert.inhibited is True
+
+
+def test_the_outbox_gets_new_critical_alerts_and_their_resolution_only(only_geo_rule, settings):
+    settings.MONITORING_WEBHOOK_URL = "http://127.0.0.1:9/hook"
+    report("gdelt", 60, minutes_ago=50)  # critical
+    report("acled", 84, minutes_ago=50)  # medium: no page
+    evaluate()
+    assert list(NotificationDelivery.objects.values_list("alert__source", "event")) == [("gdelt", "fired")]
+    report("gdelt", 1000, attempts=1000, minutes_ago=1)
+    evaluate()
+    assert sorted(NotificationDelivery.objects.values_list("alert__source", "event")) == [
+        ("gdelt", "fired"),
+        ("gdelt", "resolved"),
+    ]
+
+
+def at(day: int, hh: int, mm: int = 0) -> datetime:
+    return datetime(2026, 11, day, hh, mm, tzinfo=UTC)  # 2026-11-23 is a Monday
+
+
+def test_a_weekly_silence_is_active_only_inside_its_window():
+    silence = Silence(
+        starts_at=at(1, 0), ends_at=at(30, 0), weekdays="5", daily_start=time(23, 0), duration_minutes=120, reason="m"
+    )  # Saturdays 23:00 for two hours, into Sunday
+    assert silence.is_active(at(28, 23, 30))  # Saturday
+    assert silence.is_active(at(29, 0, 59))  # Sunday, still inside Saturday's window
+    assert not silence.is_active(at(29, 1, 0))
+    assert not silence.is_active(at(27, 23, 30))  # Friday
+    assert not silence.is_active(at(30, 23, 30))  # past ends_at
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"ends_at": timezone.now() - timedelta(hours=1)},
+        {"reason": " "},
+        {"weekdays": [7], "daily_start": time(1), "duration_minutes": 10},
+        {"weekdays": [1]},
+        {"daily_start": time(1)},
+    ],
+)
+def test_a_silence_with_bad_fields_is_refused(fields):
+    with pytest.raises(SilenceInputError):
+        create_silence(**{"ends_at": timezone.now() + timedelta(hours=1), "reason": "why", **fields})
+
+
+def test_expiring_a_silence_ends_it_now_and_keeps_it():
+    silence = create_silence(ends_at=timezone.now() + timedelta(hours=2), reason="deploy")
+    expired = expire_silence(silence_id=silence.pk)
+    assert not expired.is_active(timezone.now() + timedelta(seconds=1))
+    assert Silence.objects.filter(pk=silence.pk).exists()

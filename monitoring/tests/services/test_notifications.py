@@ -1,0 +1,123 @@
+"""Webhook delivery: retries with backoff against a real local HTTP server, Slack payloads, giving up."""
+
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.utils import timezone
+
+from monitoring.models import Alert, NotificationDelivery
+from monitoring.services.notifications import deliver_due_notifications, enqueue_notification
+
+pytestmark = pytest.mark.django_db
+
+
+class Hook:
+    """A webhook endpoint that fails the first ``failures`` requests with 500."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.bodies: list[dict] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server naming)
+                hook.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(500 if len(hook.bodies) <= hook.failures else 200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook(settings):
+    made = []
+
+    def make(failures: int = 0, style: str = "json") -> Hook:
+        endpoint = Hook(failures)
+        settings.MONITORING_WEBHOOK_URL = endpoint.url
+        settings.MONITORING_WEBHOOK_FORMAT = style
+        made.append(endpoint)
+        return endpoint
+
+    yield make
+    for endpoint in made:
+        endpoint.close()
+
+
+def _alert() -> Alert:
+    return Alert.objects.create(
+        fingerprint="geo:gdelt",
+        rule_name="geo",
+        source="gdelt",
+        severity="critical",
+        summary="Geocoding success rate 60.0% for gdelt",
+        evidence={"value": 60.0},
+    )
+
+
+def _run_until_done(rounds: int) -> list[dict]:
+    outcomes, now = [], timezone.now()
+    for _ in range(rounds):
+        outcomes.append(deliver_due_notifications(now=now))
+        now += timedelta(minutes=15)  # past any backoff
+    return outcomes
+
+
+def test_a_failing_webhook_is_retried_until_it_answers(hook):
+    endpoint = hook(failures=2)
+    enqueue_notification(alert=_alert(), event="fired")
+    outcomes = _run_until_done(4)
+    assert outcomes[:3] == [{"sent": 0, "retried": 1, "failed": 0}] * 2 + [{"sent": 1, "retried": 0, "failed": 0}]
+    delivery = NotificationDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("sent", 3)
+    assert len(endpoint.bodies) == 3
+    body = endpoint.bodies[-1]
+    assert body["event"] == "fired" and body["alert"]["source"] == "gdelt" and body["alert"]["severity"] == "critical"
+
+
+def test_retries_back_off_instead_of_hammering(hook):
+    hook(failures=10)
+    enqueue_notification(alert=_alert(), event="fired")
+    now = timezone.now()
+    assert deliver_due_notifications(now=now)["retried"] == 1
+    assert deliver_due_notifications(now=now + timedelta(milliseconds=100)) == {"sent": 0, "retried": 0, "failed": 0}
+    assert NotificationDelivery.objects.get().next_attempt_at > now
+
+
+def test_a_delivery_that_never_succeeds_is_marked_failed_and_logged(hook, settings, caplog):
+    settings.MONITORING_WEBHOOK_MAX_ATTEMPTS = 3
+    hook(failures=100)
+    enqueue_notification(alert=_alert(), event="fired")
+    outcomes = _run_until_done(5)
+    assert sum(o["failed"] for o in outcomes) == 1
+    delivery = NotificationDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("failed", 3)
+    assert "HTTP Error 500" in delivery.last_error
+    assert "gave up after 3 attempts" in caplog.text
+
+
+def test_slack_format_sends_text_and_blocks(hook):
+    endpoint = hook(style="slack")
+    enqueue_notification(alert=_alert(), event="resolved")
+    deliver_due_notifications()
+    (body,) = endpoint.bodies
+    assert body["text"].startswith("[RESOLVED] Geocoding success rate")
+    assert body["blocks"][0]["type"] == "section"
+
+
+def test_without_a_webhook_nothing_is_queued(settings):
+    settings.MONITORING_WEBHOOK_URL = None
+    enqueue_notification(alert=_alert(), event="fired")
+    assert NotificationDelivery.objects.count() == 0
