@@ -34,6 +34,18 @@ class DataQualityMetricAdmin(admin.ModelAdmin):
     search_fields = ["source", "metric_type"]
     ordering = ["-timestamp", "-id"]
     readonly_fields = ["ingested_at"]
+
+    # Metrics are the pipeline's record: rollups and alerts were computed from them, so the admin
+    # shows them but does not add, change or delete them (retention is prune_metrics' job).
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
     # Skips the second COUNT(*) (of the unfiltered table) that filtered changelists would show.
     show_full_result_count = False
     list_per_page = 100

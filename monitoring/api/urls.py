@@ -1,6 +1,7 @@
 from django.urls import path
 
 from monitoring.api import alerts, views
+from monitoring.api.trends import TrendsView
 
 urlpatterns = [
     path("pipeline-status", views.PipelineStatusView.as_view(), name="pipeline-status"),
@@ -10,6 +11,7 @@ urlpatterns = [
     path("runs", views.RunListCreateView.as_view(), name="runs"),
     path("runs/<int:run_id>/finish", views.RunFinishView.as_view(), name="run-finish"),
     path("ws-ticket", views.WebSocketTicketView.as_view(), name="ws-ticket"),
+    path("trends", TrendsView.as_view(), name="trends"),
     path("alerts", alerts.AlertListView.as_view(), name="alerts"),
     path("alerts/<int:alert_id>", alerts.AlertDetailView.as_view(), name="alert"),
     path("alerts/<int:alert_id>/acknowledge", alerts.AlertAcknowledgeView.as_view(), name="alert-acknowledge"),

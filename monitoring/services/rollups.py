@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import UTC
 
 from django.db import connection
 
@@ -28,7 +29,8 @@ def _upsert_sql(rows: int) -> str:
 def add_to_rollups(*, rows: Iterable[DataQualityMetric]) -> None:
     sums: dict[tuple[str, object], list[int]] = defaultdict(lambda: [0] * len(_COLUMNS))
     for row in rows:
-        bucket = sums[(row.source, row.timestamp.replace(minute=0, second=0, microsecond=0))]
+        # Hours are UTC hours: an offset like +05:30 would otherwise land between two buckets.
+        bucket = sums[(row.source, row.timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0))]
         for i, field in enumerate(COUNT_FIELDS):
             bucket[i] += getattr(row, field)
         bucket[-1] += 1

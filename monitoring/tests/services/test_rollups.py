@@ -1,6 +1,6 @@
 """Ingest keeps hourly rollups equal to the raw metrics they summarise."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.db.models import Count, Sum
@@ -48,3 +48,13 @@ def test_rollups_add_up_every_batch_by_source_and_hour():
         record_metrics(metrics=batch)
     assert _rollups() == _raw_by_hour()
     assert HourlyRollup.objects.get(source="b").reports == 3
+
+
+def test_timestamps_with_an_offset_land_in_their_utc_hour():
+    from datetime import timezone as tz
+
+    local = (timezone.now() - timedelta(hours=3)).astimezone(tz(timedelta(hours=5, minutes=30)))
+    record_metrics(metrics=[MetricInput(source="a", timestamp=local, geocoding_attempts=1)])
+    (rollup,) = HourlyRollup.objects.all()
+    assert rollup.hour == local.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    assert rollup.hour.minute == 0

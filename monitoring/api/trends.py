@@ -1,0 +1,80 @@
+"""``GET trends``: bucketed rate and volume series with their change versus the previous period."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from monitoring.api.permissions import CanReadMonitoring
+from monitoring.services.metrics import SOURCE_PATTERN
+from monitoring.trends import (
+    BUCKET_HOURS,
+    DEFAULT_WINDOW_HOURS,
+    HOUR,
+    MAX_WINDOW_HOURS,
+    METRICS,
+    MIN_WINDOW_HOURS,
+    trends,
+)
+
+
+class MetricListField(serializers.ListField):
+    """``metric`` repeated (``?metric=a&metric=b``), comma-separated (``?metric=a,b``), or both."""
+
+    child = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        # ``?metric=`` alone counts as omitted, as an empty value of any other parameter does (DRF forms).
+        values = [value for value in super().to_internal_value(data) if value != ""]
+        names = [name for value in values for name in value.split(",")]
+        if any(not name for name in names):
+            raise serializers.ValidationError("Empty metric name in a comma-separated list.")
+        unknown = sorted({name for name in names if name not in METRICS})
+        if unknown:
+            raise serializers.ValidationError(f"Unknown metric {', '.join(unknown)}; choose from {', '.join(METRICS)}.")
+        return list(dict.fromkeys(names))
+
+
+class TrendsQuerySerializer(serializers.Serializer):
+    metric = MetricListField(source="metrics", required=False)
+    source = serializers.CharField(required=False, trim_whitespace=False)
+    bucket = serializers.ChoiceField(choices=list(BUCKET_HOURS), default=HOUR)
+    window = serializers.IntegerField(
+        source="window_hours", min_value=MIN_WINDOW_HOURS, max_value=MAX_WINDOW_HOURS, required=False
+    )
+
+    def validate_source(self, value: str) -> str:
+        if not SOURCE_PATTERN.fullmatch(value):
+            raise serializers.ValidationError(
+                "1-100 characters: letters, digits, '_', '.', ':', '-' (starting with a letter or digit)."
+            )
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        bucket = attrs["bucket"]
+        window_hours = attrs.get("window_hours", DEFAULT_WINDOW_HOURS[bucket])
+        step = BUCKET_HOURS[bucket]
+        if window_hours % step:
+            raise serializers.ValidationError(
+                {"window": [f"Must be a multiple of {step} hours with {bucket} buckets."]}
+            )
+        return {
+            "metrics": attrs.get("metrics") or list(METRICS),
+            "source": attrs.get("source"),
+            "bucket": bucket,
+            "window_hours": window_hours,
+        }
+
+
+class TrendsView(APIView):
+    permission_classes = [CanReadMonitoring]
+
+    def get(self, request: Request) -> Response:
+        query = TrendsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(trends(now=timezone.now(), **query.validated_data))
