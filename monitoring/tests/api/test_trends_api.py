@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from monitoring.services.metrics import MetricInput, record_metrics
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("monitoring.tests.api.trends_urls")]
+pytestmark = pytest.mark.django_db
 URL = "/api/v1/monitoring/trends"
 METRICS = ["geocoding_success_rate", "validation_pass_rate", "volume"]
 
