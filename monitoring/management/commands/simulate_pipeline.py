@@ -3,6 +3,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from monitoring.selectors import pipeline_status
+from monitoring.services.alerts import evaluate_alerts
 from monitoring.simulation import SCENARIOS, simulate
 
 
@@ -25,6 +27,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"{scenario}: wrote {written['runs']} runs and {written['metrics']} metrics.")
         )
+        self._show_alerts()
         tick = 0
         while follow:
             time.sleep(follow)
@@ -37,3 +40,11 @@ class Command(BaseCommand):
                 seed=None if seed is None else seed + tick,
             )
             self.stdout.write(f"tick {tick}: {written['runs']} runs, {written['metrics']} metrics")
+            self._show_alerts()
+
+    def _show_alerts(self) -> None:
+        """Run the alert rules now, as the broadcaster would, and show what fired or resolved."""
+        for change in evaluate_alerts(document=pipeline_status()):
+            alert = change.alert
+            style = self.style.ERROR if change.kind == "fired" else self.style.WARNING
+            self.stdout.write(style(f"  alert {change.kind}: [{alert.severity}] {alert.summary}"))

@@ -63,3 +63,33 @@ def test_every_tick_records_a_scrape_run_per_source():
 def test_nonsense_arguments_are_refused(args):
     with pytest.raises(CommandError):
         call_command("simulate_pipeline", *args, stdout=StringIO())
+
+
+def test_a_simulated_outage_fires_an_alert_that_resolves_once_traffic_is_normal_again():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from monitoring.models import Alert
+    from monitoring.services.alerts import evaluate_alerts
+    from monitoring.simulation import simulate
+
+    now = timezone.now()
+    outage_end = now - timedelta(hours=3)
+    simulate(scenario="geocoding-outage", now=outage_end, hours=24, step_minutes=60, seed=1)
+    evaluate_alerts(document=pipeline_status(now=outage_end), now=outage_end)
+    alert = Alert.objects.get(fingerprint="geocoding-rate-low:gdelt")
+    assert alert.state == "firing" and alert.severity == "critical"
+
+    simulate(scenario="normal", now=now, hours=3, step_minutes=60, seed=2)
+    evaluate_alerts(document=pipeline_status(now=now), now=now)
+    alert.refresh_from_db()
+    assert alert.state == "resolved"
+    assert alert.events.last().comment.startswith("Condition cleared")
+
+
+def test_the_command_shows_the_alerts_its_traffic_fires():
+    out = StringIO()
+    call_command("simulate_pipeline", "--scenario=geocoding-outage", "--hours=24", "--seed=1", stdout=out)
+    assert "alert fired: [critical] Geocoding success rate" in out.getvalue()
+    assert "gdelt" in out.getvalue()
