@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring.api.exceptions import error_body
-from monitoring.api.permissions import CanReadMonitoring
+from monitoring.api.permissions import CanReadMonitoring, ReadOrWriteMixin
 from monitoring.models import Alert, Silence
 from monitoring.selectors import alert_dict, isoformat, list_alerts
 from monitoring.services.alerts import MAX_COMMENT, InvalidTransition, acknowledge_alert, resolve_alert
@@ -121,14 +121,9 @@ class AlertResolveView(_TransitionView):
     transition = staticmethod(resolve_alert)
 
 
-class SilenceListCreateView(APIView):
-    def get_authenticators(self):
-        if self.request is not None and self.request.method == "POST":
-            return [SessionAuthentication()]
-        return super().get_authenticators()
-
-    def get_permissions(self):
-        return [IsAuthenticated()] if self.request.method == "POST" else [CanReadMonitoring()]
+class SilenceListCreateView(ReadOrWriteMixin, APIView):
+    write_authenticator = SessionAuthentication
+    write_permission = IsAuthenticated
 
     def get(self, request: Request) -> Response:
         silences = Silence.objects.filter(ends_at__gt=timezone.now()).select_related("created_by").order_by("ends_at")

@@ -11,6 +11,21 @@ class HasIngestToken(BasePermission):
         return isinstance(request.auth, IngestToken)
 
 
+class ReadOrWriteMixin:
+    """Public (or logged-in) reads, writes through ``write_authenticator`` / ``write_permission``."""
+
+    write_authenticator: type
+    write_permission: type
+
+    def get_authenticators(self):
+        if self.request is not None and self.request.method == "POST":
+            return [self.write_authenticator()]
+        return super().get_authenticators()
+
+    def get_permissions(self):
+        return [self.write_permission()] if self.request.method == "POST" else [CanReadMonitoring()]
+
+
 class CanReadMonitoring(BasePermission):
     """Public when ``MONITORING_PUBLIC_READ`` is on; otherwise a logged-in user or an ingest token."""
 

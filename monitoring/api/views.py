@@ -19,7 +19,7 @@ from monitoring import readiness
 from monitoring.api.authentication import IngestTokenAuthentication
 from monitoring.api.exceptions import error_body
 from monitoring.api.parsers import PayloadTooLarge
-from monitoring.api.permissions import CanReadMonitoring, HasIngestToken
+from monitoring.api.permissions import CanReadMonitoring, HasIngestToken, ReadOrWriteMixin
 from monitoring.api.serializers import (
     MetricSerializer,
     PipelineRunSerializer,
@@ -143,14 +143,9 @@ class MetricIngestView(APIView):
         return _respond_idempotently(request, action, validated=[asdict(metric) for metric in metrics])
 
 
-class RunListCreateView(APIView):
-    def get_authenticators(self):
-        if self.request is not None and self.request.method == "POST":
-            return [IngestTokenAuthentication()]
-        return super().get_authenticators()
-
-    def get_permissions(self):
-        return [HasIngestToken()] if self.request.method == "POST" else [CanReadMonitoring()]
+class RunListCreateView(ReadOrWriteMixin, APIView):
+    write_authenticator = IngestTokenAuthentication
+    write_permission = HasIngestToken
 
     def get(self, request: Request) -> Response:
         query = RunQuerySerializer(data=request.query_params)

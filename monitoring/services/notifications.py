@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from monitoring.models import Alert, NotificationDelivery
-from monitoring.selectors import isoformat
+from monitoring.selectors import alert_dict
 
 logger = logging.getLogger(__name__)
 NOTIFY_SEVERITIES = {Alert.Severity.CRITICAL, Alert.Severity.HIGH}
@@ -57,22 +57,7 @@ def payload(*, alert: Alert, event: str, style: str) -> dict[str, Any]:
                 },
             ],
         }
-    return {
-        "event": event,
-        "text": text,
-        "alert": {
-            "id": alert.pk,
-            "fingerprint": alert.fingerprint,
-            "rule": alert.rule_name,
-            "source": alert.source,
-            "severity": alert.severity,
-            "state": alert.state,
-            "summary": alert.summary,
-            "evidence": alert.evidence,
-            "first_seen": isoformat(alert.first_seen),
-            "last_seen": isoformat(alert.last_seen),
-        },
-    }
+    return {"event": event, "text": text, "alert": alert_dict(alert)}
 
 
 def _post(url: str, body: dict[str, Any], timeout: float) -> None:

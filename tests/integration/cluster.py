@@ -10,8 +10,12 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -95,3 +99,32 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def running_cluster(*, logs: Path, servers: tuple[str, ...], broadcasters: int, **overrides: str) -> Iterator[Cluster]:
+    """Servers and broadcasters on the test database and the local Redis; stopped and cleaned up after."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    redis_url = os.environ.get("REDIS_URL")
+    assert redis_url, "set REDIS_URL to a Redis server (make test does)"
+    cluster = Cluster.create(
+        database_url=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        redis_url=redis_url,
+        logs=logs,
+        **overrides,
+    )
+    try:
+        for name in servers:
+            cluster.start_server(name)
+        for _ in range(broadcasters):
+            cluster.start_broadcaster()
+        cluster.wait_ready()
+        yield cluster
+    finally:
+        cluster.stop()
+        client = redis.Redis.from_url(redis_url)
+        for key in client.scan_iter(f"{cluster.prefix}*"):
+            client.delete(key)
+        client.close()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 
 import pytest
-import redis
 import websockets
 
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Cluster, running_cluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 CAP = 3
@@ -18,28 +16,10 @@ CAP = 3
 
 @pytest.fixture(scope="module")
 def capped(django_db_setup, tmp_path_factory):
-    from django.db import connection
-
-    db = connection.settings_dict
-    redis_url = os.environ.get("REDIS_URL")
-    assert redis_url, "set REDIS_URL to a Redis server (make test does)"
-    cluster = Cluster.create(
-        database_url=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        redis_url=redis_url,
-        logs=tmp_path_factory.mktemp("capped"),
-        WEBSOCKET_MAX_CONNECTIONS=str(CAP),
-    )
-    try:
-        cluster.start_server("a")
-        cluster.start_server("b")
-        cluster.wait_ready()
+    with running_cluster(
+        logs=tmp_path_factory.mktemp("capped"), servers=("a", "b"), broadcasters=0, WEBSOCKET_MAX_CONNECTIONS=str(CAP)
+    ) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        client = redis.Redis.from_url(redis_url)
-        for key in client.scan_iter(f"{cluster.prefix}*"):
-            client.delete(key)
-        client.close()
 
 
 async def _open(cluster: Cluster, server: str):

@@ -13,7 +13,7 @@ import pytest
 import redis
 import websockets
 
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Cluster, running_cluster
 
 pytestmark = [
     pytest.mark.postgres,
@@ -27,35 +27,17 @@ STATUS = "pipeline_status_update"
 
 @pytest.fixture(scope="module")
 def cluster(django_db_setup, tmp_path_factory):
-    from django.db import connection
-
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    redis_url = os.environ.get("REDIS_URL")
-    assert redis_url, "set REDIS_URL to a Redis server (make test does)"
-    cluster = Cluster.create(
-        database_url=url,
-        redis_url=redis_url,
+    with running_cluster(
         logs=tmp_path_factory.mktemp("cluster"),
+        servers=("a", "b"),
+        broadcasters=2,
         WEBSOCKET_BROADCAST_INTERVAL=str(INTERVAL),
         WEBSOCKET_HISTORY_LENGTH="20",
         # A tiny Redis pool: a reconnect storm must wait for connections, not fail handshakes.
         REDIS_MAX_CONNECTIONS="8",
         WEBSOCKET_MAX_CONNECTIONS_PER_IP="1000",
-    )
-    try:
-        cluster.start_server("a")
-        cluster.start_server("b")
-        cluster.start_broadcaster()
-        cluster.start_broadcaster()
-        cluster.wait_ready()
+    ) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        client = redis.Redis.from_url(redis_url)
-        for key in client.scan_iter(f"{cluster.prefix}*"):
-            client.delete(key)
-        client.close()
 
 
 @pytest.fixture
