@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/conflict_monitor
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint demo clean status-bench
+.PHONY: run test lint demo clean status-bench anomaly-eval
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ lint: $(VENV)/.installed
 ## status-bench: status endpoint latency on 1 M metric rows (PostgreSQL)
 status-bench: $(VENV)/.installed
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/conflict_monitor_bench} $(PY) bench/status_latency.py
+
+## anomaly-eval: precision/recall of the anomaly detector versus a z-score baseline (bench/results/anomaly_eval.*)
+anomaly-eval: $(VENV)/.installed
+	$(PY) bench/anomaly_eval.py
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 test-artifacts

@@ -19,6 +19,14 @@ def _require_real_backends(request) -> None:
         assert os.environ.get("REDIS_URL"), "set REDIS_URL to a Redis server (make test does)"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Cached results (anomaly findings, tickets) never leak from one test into the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

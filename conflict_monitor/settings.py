@@ -225,6 +225,12 @@ MONITORING_ALERT_RULES = [
     {"name": "anomaly", "kind": "anomaly", "metric": "any", "scope": "per_source",
      "critical": 10, "high": 6, "medium": 4},
 ]
+# Anomaly detection on hourly rollups (see docs/anomaly-detection.md).
+MONITORING_ANOMALY_SENSITIVITY = env_float("MONITORING_ANOMALY_SENSITIVITY", 4.0, minimum=0.1)
+MONITORING_ANOMALY_TRAINING_DAYS = env_int("MONITORING_ANOMALY_TRAINING_DAYS", 14, minimum=1)
+MONITORING_ANOMALY_MIN_ATTEMPTS = env_int("MONITORING_ANOMALY_MIN_ATTEMPTS", 30, minimum=1)
+# Findings only change with a new hour or a late report, but cost ~0.2 s per source set to compute.
+MONITORING_ANOMALY_CACHE_SECONDS = env_int("MONITORING_ANOMALY_CACHE_SECONDS", 60, minimum=0)
 # Webhook for new critical/high alerts and their resolution (unset: no notifications).
 MONITORING_WEBHOOK_URL = env_str("MONITORING_WEBHOOK_URL")
 MONITORING_WEBHOOK_FORMAT = env_str("MONITORING_WEBHOOK_FORMAT", "json")  # "json" or "slack"

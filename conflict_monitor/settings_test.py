@@ -12,3 +12,7 @@ from conflict_monitor.settings import *  # noqa: E402,F403
 
 # Fast hashing: tests create users, and PBKDF2 at production cost dominates their run time.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A per-process cache that each test clears (conftest); clearing a Redis cache would flush the
+# whole Redis database other processes use. Tests of Redis-backed features configure their own.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -11,10 +11,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from monitoring.anomaly.series import recent_anomalies
 from monitoring.conf import Thresholds, default_window_hours, thresholds
 from monitoring.models import Alert, DataQualityMetric, PipelineRun, ScrapeSource
 from monitoring.models.metrics import COUNT_FIELDS
@@ -184,6 +187,17 @@ def scraping_health(*, now: datetime, window_hours: int, limits: Thresholds) -> 
     }
 
 
+def current_anomalies(*, now: datetime) -> list[dict[str, Any]]:
+    """The detector's findings for the last complete hour, cached per hour for a short while."""
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    key = f"anomalies:{hour.isoformat()}"
+    found = cache.get(key)
+    if found is None:
+        found = recent_anomalies(now=now)
+        cache.set(key, found, timeout=settings.MONITORING_ANOMALY_CACHE_SECONDS)
+    return found
+
+
 def pipeline_status(*, now: datetime | None = None, window_hours: int | None = None) -> dict[str, Any]:
     """The status document served by the REST endpoint, the command and the live feed."""
     now = now or timezone.now()
@@ -199,7 +213,7 @@ def pipeline_status(*, now: datetime | None = None, window_hours: int | None = N
         "window_hours": window_hours,
         "scraping_health": scraping,
         "data_quality": quality,
-        "anomalies": [],
+        "anomalies": current_anomalies(now=now),
         "alerts": active_alerts(),
     }
 

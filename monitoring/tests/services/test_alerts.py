@@ -206,3 +206,26 @@ def test_expiring_a_silence_ends_it_now_and_keeps_it():
     expired = expire_silence(silence_id=silence.pk)
     assert not expired.is_active(timezone.now() + timedelta(seconds=1))
     assert Silence.objects.filter(pk=silence.pk).exists()
+
+
+def test_a_detector_finding_in_the_status_document_opens_an_anomaly_alert(settings):
+    from monitoring.tests.anomaly.test_series import LAST, NOW, _fill
+
+    settings.MONITORING_ALERT_RULES = [
+        {
+            "name": "anomaly",
+            "kind": "anomaly",
+            "metric": "any",
+            "scope": "per_source",
+            "critical": 10,
+            "high": 6,
+            "medium": 4,
+        }
+    ]
+    _fill(collapse={("acled", LAST)})
+    document = pipeline_status(now=NOW)
+    assert [(a["source"], a["metric"]) for a in document["anomalies"]] == [("acled", "geocoding_success_rate")]
+    (change,) = evaluate_alerts(document=document, now=NOW)
+    assert (change.alert.fingerprint, change.alert.source) == ("anomaly:acled", "acled")
+    assert change.alert.evidence["metric"] == "geocoding_success_rate"
+    assert change.alert.severity in {"medium", "high", "critical"}
