@@ -9,6 +9,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "conflict_monitor.settings")
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+
+# Refuse to serve without a key: Django raises "The SECRET_KEY setting must not be empty" here.
+settings.SECRET_KEY  # noqa: B018
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

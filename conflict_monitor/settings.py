@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 
 from conflict_monitor.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -17,12 +16,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
 
-SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
-    # Only ever used with DEBUG on (local development); production has no default.
-    SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 (DEBUG only)
+# Production has no default: without DEBUG an unset key stays empty, the ASGI entry point refuses to
+# serve, `check --deploy` warns and Django refuses to sign anything; offline commands
+# (makemigrations, collectstatic) still run. DEBUG alone gets a development-only key.
+SECRET_KEY = env_str("SECRET_KEY") or ("django-insecure-local-development-only" if DEBUG else "")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -209,21 +206,76 @@ MONITORING_THRESHOLDS = {
 # Default alert rules, created in the database when missing (edit them in the admin afterwards).
 # Rates fire below a level; drops (points) and increases (count) fire at or above one.
 MONITORING_ALERT_RULES = [
-    {"name": "geocoding-rate-low", "kind": "threshold", "metric": "geocoding_success_rate",
-     "critical": 70, "high": 80, "medium": 85, "window_hours": 1, "min_sample": 50},
-    {"name": "validation-rate-low", "kind": "threshold", "metric": "validation_pass_rate",
-     "critical": 75, "high": 85, "medium": 90, "window_hours": 1, "min_sample": 50},
-    {"name": "geocoding-rate-drop", "kind": "score_drop", "metric": "geocoding_success_rate",
-     "critical": 20, "high": 10, "medium": 5, "window_hours": 1, "min_sample": 50},
-    {"name": "validation-rate-drop", "kind": "score_drop", "metric": "validation_pass_rate",
-     "critical": 20, "high": 10, "medium": 5, "window_hours": 1, "min_sample": 50},
-    {"name": "failed-runs-increase", "kind": "issue_increase", "metric": "failed_runs",
-     "critical": 10, "high": 5, "medium": 2, "window_hours": 1, "min_sample": 0},
-    {"name": "failed-validations-increase", "kind": "issue_increase", "metric": "failed_validations",
-     "critical": 10, "high": 5, "medium": 2, "window_hours": 1, "min_sample": 0},
+    {
+        "name": "geocoding-rate-low",
+        "kind": "threshold",
+        "metric": "geocoding_success_rate",
+        "critical": 70,
+        "high": 80,
+        "medium": 85,
+        "window_hours": 1,
+        "min_sample": 50,
+    },
+    {
+        "name": "validation-rate-low",
+        "kind": "threshold",
+        "metric": "validation_pass_rate",
+        "critical": 75,
+        "high": 85,
+        "medium": 90,
+        "window_hours": 1,
+        "min_sample": 50,
+    },
+    {
+        "name": "geocoding-rate-drop",
+        "kind": "score_drop",
+        "metric": "geocoding_success_rate",
+        "critical": 20,
+        "high": 10,
+        "medium": 5,
+        "window_hours": 1,
+        "min_sample": 50,
+    },
+    {
+        "name": "validation-rate-drop",
+        "kind": "score_drop",
+        "metric": "validation_pass_rate",
+        "critical": 20,
+        "high": 10,
+        "medium": 5,
+        "window_hours": 1,
+        "min_sample": 50,
+    },
+    {
+        "name": "failed-runs-increase",
+        "kind": "issue_increase",
+        "metric": "failed_runs",
+        "critical": 10,
+        "high": 5,
+        "medium": 2,
+        "window_hours": 1,
+        "min_sample": 0,
+    },
+    {
+        "name": "failed-validations-increase",
+        "kind": "issue_increase",
+        "metric": "failed_validations",
+        "critical": 10,
+        "high": 5,
+        "medium": 2,
+        "window_hours": 1,
+        "min_sample": 0,
+    },
     {"name": "source-stale", "kind": "stale_source", "metric": "scrape", "scope": "per_source", "high": 1},
-    {"name": "anomaly", "kind": "anomaly", "metric": "any", "scope": "per_source",
-     "critical": 10, "high": 6, "medium": 4},
+    {
+        "name": "anomaly",
+        "kind": "anomaly",
+        "metric": "any",
+        "scope": "per_source",
+        "critical": 10,
+        "high": 6,
+        "medium": 4,
+    },
 ]
 # Anomaly detection on hourly rollups (see docs/anomaly-detection.md).
 MONITORING_ANOMALY_SENSITIVITY = env_float("MONITORING_ANOMALY_SENSITIVITY", 4.0, minimum=0.1)

@@ -36,10 +36,18 @@ def _load(**env: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_production_refuses_to_start_without_a_secret_key():
-    result = _settings()
-    assert result.returncode != 0
-    assert "SECRET_KEY must be set" in result.stderr
+def test_production_refuses_to_serve_without_a_secret_key():
+    env = {k: v for k, v in os.environ.items() if k not in CONTROLLED}
+    env["DJANGO_SETTINGS_MODULE"] = "conflict_monitor.settings"
+    served = subprocess.run(
+        [sys.executable, "-c", "import conflict_monitor.asgi"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert served.returncode != 0 and "SECRET_KEY setting must not be empty" in served.stderr
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert "security.W009" in checked.stderr
+    assert _load()["debug"] is False  # offline commands may still load the settings
 
 
 def test_embedded_default_is_sqlite_and_the_in_memory_layer():
