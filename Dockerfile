@@ -13,9 +13,10 @@
 #   docker run --rm -e SECRET_KEY=... -e DATABASE_URL=... IMAGE python manage.py migrate --noinput
 # CMD rather than ENTRYPOINT runs daphne so that such commands can replace it.
 #
-# daphne does not serve static files: /app/staticfiles (collected at build time) is for a reverse
-# proxy to serve. --proxy-headers trusts X-Forwarded-For/-Proto, so the container must only be
-# reachable through a proxy that sets those headers.
+# Static files (the dashboard's scripts and styles) are collected at build time into /app/staticfiles
+# and served by the app itself (WhiteNoise), so the image alone serves the whole dashboard.
+# --proxy-headers trusts X-Forwarded-For/-Proto, so the container must only be reachable through a
+# proxy that sets those headers.
 
 FROM python:3.11-slim-bookworm AS builder
 

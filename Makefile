@@ -7,6 +7,8 @@ PORT ?= 8000
 # The test suite runs on real PostgreSQL and Redis (local servers by default).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/conflict_monitor
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
+CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test lint demo clean status-bench anomaly-eval
 
@@ -33,6 +35,9 @@ test: $(VENV)/.installed
 		|| { echo "Redis is not answering at $(TEST_REDIS_URL) (start it; see README)"; exit 1; }
 	$(PY) -m ruff check .
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is missing: apt-get install chromium (.ci/run does)"; exit 1; }
+	# Browser tests in their own run: Playwright's event loop and pytest-asyncio's must not meet.
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest browser_tests $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -40,6 +40,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The dashboard's files come from the app server itself: no proxy or front-end server needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -149,6 +151,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# Production serves what collectstatic gathered into STATIC_ROOT; DEBUG serves straight from the apps.
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", DEBUG)
 
 # --- Security (production behind TLS sets SECURE_* through the environment) -----------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
@@ -312,6 +316,14 @@ WEBSOCKET_MAX_TOPICS = env_int("WEBSOCKET_MAX_TOPICS", 50, minimum=1)
 # Frames kept per topic for resume (1000 status frames = 83 min at the default interval).
 WEBSOCKET_HISTORY_LENGTH = env_int("WEBSOCKET_HISTORY_LENGTH", 1000, minimum=10)
 WEBSOCKET_TICKET_TTL = env_int("WEBSOCKET_TICKET_TTL", 30, minimum=1)
+
+# --- Dashboard ------------------------------------------------------------------------------
+# Where the page opens the live feed, e.g. wss://feed.example.org when the feed has its own host (that
+# host must trust the page's origin: ALLOWED_HOSTS or CSRF_TRUSTED_ORIGINS there). Empty: the page's
+# own host, ws: on http and wss: on https.
+DASHBOARD_WS_BASE_URL = env_str("DASHBOARD_WS_BASE_URL", "")
+# Seconds between REST polls while the live feed is unavailable.
+DASHBOARD_POLL_INTERVAL = env_float("DASHBOARD_POLL_INTERVAL", 30.0, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -16,3 +16,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A per-process cache that each test clears (conftest); clearing a Redis cache would flush the
 # whole Redis database other processes use. Tests of Redis-backed features configure their own.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Static files straight from the apps: the unit tests run no collectstatic (the browser tests do).
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT = None

@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from monitoring.views import dashboard
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/monitoring/", include("monitoring.api.urls")),
+    path("", dashboard, name="dashboard"),
 ]
 
 # API clients get JSON errors, not HTML pages.

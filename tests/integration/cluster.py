@@ -58,10 +58,22 @@ class Cluster:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (lives as long as the process)
         return subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
-    def start_server(self, name: str) -> int:
-        port = free_port()
+    def start_server(self, name: str, *, port: int | None = None) -> int:
+        """Start daphne ``name`` on ``port`` (a free one by default; pass the old port to restart in place)."""
+        port = port or free_port()
         argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "conflict_monitor.asgi:application"]
         self.servers[name] = (self._spawn(name, argv), port)
+        return port
+
+    def stop_server(self, name: str, *, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Stop daphne ``name`` with ``sig`` (SIGKILL after 10 s); returns its port for a restart."""
+        process, port = self.servers.pop(name)
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         return port
 
     def start_broadcaster(self) -> subprocess.Popen:
@@ -102,7 +114,13 @@ class Cluster:
 
 
 @contextmanager
-def running_cluster(*, logs: Path, servers: tuple[str, ...], broadcasters: int, **overrides: str) -> Iterator[Cluster]:
+def running_cluster(
+    *,
+    logs: Path,
+    servers: tuple[str, ...],
+    broadcasters: int,
+    **overrides: str,
+) -> Iterator[Cluster]:
     """Servers and broadcasters on the test database and the local Redis; stopped and cleaned up after."""
     from django.db import connection
 
