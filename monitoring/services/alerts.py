@@ -162,12 +162,19 @@ def evaluate_alerts(*, document: dict[str, Any], now: datetime | None = None) ->
             elif _refresh(alert, condition, now=now, silenced=silenced, inhibited=inhibited):
                 changes.append(AlertChange("updated", alert))
         for alert in open_alerts.values():
-            rule = rules.get(alert.rule_name)
+            if alert.last_seen > now:
+                continue  # opened or refreshed after this evaluation read its inputs: not its to judge
+            rule = rules.get(alert.rule_name) or _current_rule(alert.rule_name)
             # A rule switched off or deleted cannot clear its alerts any more: resolve them.
             if rule is None or rule.auto_resolve:
                 _auto_resolve(alert, now=now)
                 changes.append(AlertChange("resolved", alert))
     return changes
+
+
+def _current_rule(name: str) -> AlertRule | None:
+    """A rule created or enabled since the evaluation read its rules is judged at the next one."""
+    return AlertRule.objects.filter(name=name, enabled=True).first()
 
 
 def _clean_comment(comment: str) -> str:

@@ -101,6 +101,34 @@ def test_without_auto_resolve_a_cleared_alert_stays_open(settings):
     assert Alert.objects.get().state == "firing"
 
 
+def test_an_alert_opened_while_an_evaluation_runs_is_left_to_the_next_one():
+    """The evaluation's rules and inputs predate the alert: they cannot say its condition cleared."""
+    started = timezone.now()
+    rule = AlertRule.objects.create(name="manual", kind="threshold", metric="geocoding_success_rate", critical=70)
+    Alert.objects.create(fingerprint="manual:acled", rule=rule, rule_name="manual", severity="critical", summary="x")
+    assert evaluate_alerts(document=pipeline_status(), now=started) == []
+    assert Alert.objects.get(fingerprint="manual:acled").state == "firing"
+
+
+def test_a_rule_enabled_during_an_evaluation_keeps_its_open_alert(settings, monkeypatch):
+    settings.MONITORING_ALERT_RULES = []
+    rule = AlertRule.objects.create(
+        name="manual", kind="threshold", metric="geocoding_success_rate", critical=70, auto_resolve=False, enabled=False
+    )
+    Alert.objects.create(fingerprint="manual:acled", rule=rule, rule_name="manual", severity="critical", summary="x")
+    from monitoring.services import alerts as service
+
+    real_gather = service.gather_inputs
+
+    def enable_then_gather(**kwargs):
+        AlertRule.objects.filter(pk=rule.pk).update(enabled=True)  # an operator, between two reads
+        return real_gather(**kwargs)
+
+    monkeypatch.setattr(service, "gather_inputs", enable_then_gather)
+    assert evaluate() == []
+    assert Alert.objects.get(fingerprint="manual:acled").state == "firing"
+
+
 @pytest.mark.postgres
 def test_the_database_refuses_a_second_open_alert_for_a_fingerprint():
     Alert.objects.create(fingerprint="r:s", rule_name="r", severity="high", summary="x")
