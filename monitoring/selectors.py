@@ -119,6 +119,10 @@ def data_quality(*, now: datetime, window_hours: int, limits: Thresholds) -> dic
     block["stale"] = stale
     block["window_hours"] = window_hours
     block["by_source"] = [{"source": row["source"], **_quality_block(row, limits=limits)} for row in per_source]
+    # A large healthy source can hide a broken small one in the totals; a source in trouble keeps the
+    # whole block from reading healthy.
+    if any(row["status"] in (DEGRADED, CRITICAL) for row in block["by_source"]):
+        block["status"] = worst(block["status"], DEGRADED)
     return block
 
 

@@ -16,9 +16,19 @@ print(json.dumps({
     "db": s.DATABASES["default"], "layer": s.CHANNEL_LAYERS["default"], "debug": s.DEBUG,
     "hosts": s.ALLOWED_HOSTS, "public": s.MONITORING_PUBLIC_READ, "interval": s.WEBSOCKET_BROADCAST_INTERVAL,
     "thresholds": s.MONITORING_THRESHOLDS, "max_connections": s.WEBSOCKET_MAX_CONNECTIONS,
+    "csrf_origins": s.CSRF_TRUSTED_ORIGINS, "static_from_apps": s.WHITENOISE_USE_FINDERS,
 }, default=str))
 """
-CONTROLLED = {"DEBUG", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "MONITORING_PUBLIC_READ"}
+CONTROLLED = {
+    "DEBUG",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "MONITORING_PUBLIC_READ",
+    "WHITENOISE_USE_FINDERS",
+}
 
 
 def _settings(**env: str) -> subprocess.CompletedProcess:
@@ -56,6 +66,7 @@ def test_embedded_default_is_sqlite_and_the_in_memory_layer():
     assert loaded["layer"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
     assert loaded["public"] is True
     assert "127.0.0.1" in loaded["hosts"]
+    assert loaded["static_from_apps"] is True  # no collectstatic needed for make run
 
 
 def test_database_url_selects_postgresql_with_the_connection_pool():
@@ -85,11 +96,14 @@ def test_lists_numbers_and_thresholds_are_parsed():
     loaded = _load(
         SECRET_KEY="k",
         ALLOWED_HOSTS="monitor.example.org, api.example.org",
+        CSRF_TRUSTED_ORIGINS="https://monitor.example.org,https://ops.example.org",
         WEBSOCKET_BROADCAST_INTERVAL="2.5",
         WEBSOCKET_MAX_CONNECTIONS="500",
         MONITORING_GEOCODING_WARN="80",
     )
     assert loaded["hosts"] == ["monitor.example.org", "api.example.org"]
+    assert loaded["csrf_origins"] == ["https://monitor.example.org", "https://ops.example.org"]
+    assert loaded["static_from_apps"] is False  # production serves the collected files
     assert (loaded["interval"], loaded["max_connections"]) == (2.5, 500)
     assert loaded["thresholds"]["geocoding_warn"] == 80.0
 

@@ -171,6 +171,17 @@ def test_reports_older_than_the_window_are_stale_not_healthy(now):
     assert pipeline_status(now=now, window_hours=1)["data_quality"]["status"] == DEGRADED
 
 
+def test_a_source_in_trouble_keeps_data_quality_from_reading_healthy(now):
+    """95 % overall, but one source geocodes 20 %: the block is degraded, the source critical."""
+    at = now - timedelta(minutes=5)
+    DataQualityMetricFactory(source="big", timestamp=at, geocoding_attempts=10_000, geocoding_successes=9_800)
+    DataQualityMetricFactory(source="small", timestamp=at, geocoding_attempts=100, geocoding_successes=20)
+    quality = pipeline_status(now=now)["data_quality"]
+    assert quality["geocoding_success_rate"] == 97.2
+    assert {row["source"]: row["status"] for row in quality["by_source"]} == {"big": HEALTHY, "small": CRITICAL}
+    assert quality["status"] == DEGRADED
+
+
 def test_totals_equal_the_sum_of_the_sources(now):
     for source, attempts in (("a", 10), ("b", 20), ("c", 33)):
         DataQualityMetricFactory(source=source, geocoding_attempts=attempts, geocoding_successes=attempts - 1)
