@@ -451,11 +451,12 @@ def derive_rollups(cursor: psycopg.Cursor, *, after_id: int) -> None:
     columns = (*COUNT_COLUMNS, "reports")
     sums = ", ".join(f"sum({c})" for c in COUNT_COLUMNS)
     increments = ", ".join(f"{c} = {ROLLUPS_TABLE}.{c} + excluded.{c}" for c in columns)
+    newest = f"last_report_at = greatest({ROLLUPS_TABLE}.last_report_at, excluded.last_report_at)"
     cursor.execute(
-        f"INSERT INTO {ROLLUPS_TABLE} (source, hour, {', '.join(columns)}) "
-        f"SELECT source, date_trunc('hour', \"timestamp\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', {sums}, count(*) "
-        f"FROM {METRICS_TABLE} WHERE id > %s GROUP BY 1, 2 "
-        f"ON CONFLICT (source, hour) DO UPDATE SET {increments}",
+        f"INSERT INTO {ROLLUPS_TABLE} (source, hour, {', '.join(columns)}, last_report_at) "
+        f"SELECT source, date_trunc('hour', \"timestamp\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', {sums}, count(*), "
+        f"max(\"timestamp\") FROM {METRICS_TABLE} WHERE id > %s GROUP BY 1, 2 "
+        f"ON CONFLICT (source, hour) DO UPDATE SET {increments}, {newest}",
         [after_id],
     )
 

@@ -14,6 +14,7 @@ class HourlyRollup(models.Model):
     validation_attempts = models.BigIntegerField(default=0)
     validation_passes = models.BigIntegerField(default=0)
     reports = models.IntegerField(default=0)
+    last_report_at = models.DateTimeField(null=True, help_text="Newest metric timestamp in the hour.")
 
     class Meta:
         constraints = [

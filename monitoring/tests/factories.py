@@ -4,10 +4,13 @@ import factory
 from django.utils import timezone
 
 from monitoring.models import DataQualityMetric, PipelineRun
+from monitoring.services.metrics import MetricInput, record_metrics
 from monitoring.services.runs import record_run
 
 
-class DataQualityMetricFactory(factory.django.DjangoModelFactory):
+class RawDataQualityMetricFactory(factory.django.DjangoModelFactory):
+    """Writes the row directly, bypassing ingest (for tests of the database's own rules)."""
+
     class Meta:
         model = DataQualityMetric
 
@@ -18,6 +21,15 @@ class DataQualityMetricFactory(factory.django.DjangoModelFactory):
     geocoding_successes = 90
     validation_attempts = 100
     validation_passes = 95
+
+
+class DataQualityMetricFactory(RawDataQualityMetricFactory):
+    """Records the metric through ingest, as the API does, so the hourly rollups follow."""
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        (row,) = record_metrics(metrics=[MetricInput(**kwargs)])
+        return row
 
 
 class RawPipelineRunFactory(factory.django.DjangoModelFactory):

@@ -276,7 +276,63 @@ def test_query_count_does_not_grow_with_sources(django_assert_num_queries, now):
     for i in range(20):
         DataQualityMetricFactory(source=f"source-{i}")
         PipelineRunFactory(source=f"source-{i}")
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         status = pipeline_status(now=timezone.now())
     assert len(status["data_quality"]["by_source"]) == 20
     assert len(status["scraping_health"]["sources"]) == 20
+
+
+@pytest.mark.parametrize(
+    ("start_offset", "length"),
+    [
+        (timedelta(minutes=17, seconds=3), timedelta(hours=24)),  # partial hours at both edges
+        (timedelta(0), timedelta(hours=24)),  # starts exactly on the hour: that instant is outside
+        (timedelta(minutes=59, seconds=59), timedelta(hours=1)),  # no whole hour inside
+        (timedelta(minutes=30), timedelta(hours=3, minutes=30)),  # ends exactly on the hour: inside
+    ],
+)
+def test_window_sums_from_rollups_equal_the_raw_metrics(start_offset, length):
+    """Whole hours come from the rollups, edges from raw rows: the sums must be exactly the raw ones."""
+    import random
+
+    from django.db.models import Count, Max, Sum
+
+    from monitoring.models import DataQualityMetric
+    from monitoring.selectors import window_sums
+
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=30)
+    start = hour + start_offset
+    end = start + length
+    rng = random.Random(7)
+    instants = [
+        start,
+        end,
+        start + timedelta(microseconds=1),
+        end - timedelta(microseconds=1),
+        hour + timedelta(hours=5),
+    ]
+    instants += [hour + timedelta(seconds=rng.randrange(0, 29 * 3600)) for _ in range(150)]
+    for i, at in enumerate(instants):
+        attempts = rng.randrange(1, 500)
+        DataQualityMetricFactory(
+            source=f"s{i % 3}",
+            timestamp=at,
+            geocoding_attempts=attempts,
+            geocoding_successes=rng.randrange(0, attempts),
+        )
+    expected = list(
+        DataQualityMetric.objects.filter(timestamp__gt=start, timestamp__lte=end)
+        .values("source")
+        .annotate(
+            geocoding_attempts=Sum("geocoding_attempts"),
+            geocoding_successes=Sum("geocoding_successes"),
+            reports=Count("*"),
+            last_updated=Max("timestamp"),
+        )
+        .order_by("source")
+    )
+    got = [
+        {k: row[k] for k in ("source", "geocoding_attempts", "geocoding_successes", "reports", "last_updated")}
+        for row in window_sums(start=start, end=end)
+    ]
+    assert got == expected

@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from monitoring.models import DataQualityMetric, PipelineRun
-from monitoring.tests.factories import DataQualityMetricFactory, RawPipelineRunFactory
+from monitoring.tests.factories import DataQualityMetricFactory, RawDataQualityMetricFactory, RawPipelineRunFactory
 
 pytestmark = pytest.mark.postgres
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.postgres
 )
 def test_database_refuses_impossible_metric(fields, constraint):
     with pytest.raises(IntegrityError, match=constraint), transaction.atomic():
-        DataQualityMetricFactory(**fields)
+        RawDataQualityMetricFactory(**fields)
     assert DataQualityMetric.objects.count() == 0
 
 
