@@ -3,7 +3,7 @@
 from datetime import UTC, timedelta
 
 import pytest
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
@@ -18,13 +18,14 @@ def _raw_by_hour() -> dict:
     rows = (
         DataQualityMetric.objects.annotate(hour=TruncHour("timestamp"))
         .values("source", "hour")
-        .annotate(**{f: Sum(f) for f in FIELDS}, reports=Count("*"))
+        .annotate(**{f: Sum(f) for f in FIELDS}, reports=Count("*"), last_report_at=Max("timestamp"))
     )
-    return {(r["source"], r["hour"]): tuple(r[f] for f in (*FIELDS, "reports")) for r in rows}
+    return {(r["source"], r["hour"]): tuple(r[f] for f in (*FIELDS, "reports", "last_report_at")) for r in rows}
 
 
 def _rollups() -> dict:
-    return {(r.source, r.hour): tuple(getattr(r, f) for f in (*FIELDS, "reports")) for r in HourlyRollup.objects.all()}
+    columns = (*FIELDS, "reports", "last_report_at")
+    return {(r.source, r.hour): tuple(getattr(r, f) for f in columns) for r in HourlyRollup.objects.all()}
 
 
 def test_rollups_add_up_every_batch_by_source_and_hour():
@@ -42,6 +43,9 @@ def test_rollups_add_up_every_batch_by_source_and_hour():
             for h in range(5)
         ],
         [MetricInput(source="a", timestamp=now - timedelta(hours=1, minutes=10), geocoding_attempts=7)],
+        # Late and out of order: an older report of an hour must not move its newest timestamp back.
+        [MetricInput(source="a", timestamp=now - timedelta(minutes=20), geocoding_attempts=1)],
+        [MetricInput(source="a", timestamp=now - timedelta(minutes=25), geocoding_attempts=1)],
         [MetricInput(source="b", timestamp=now, validation_attempts=3, validation_passes=1)] * 3,
     ]
     for batch in batches:
