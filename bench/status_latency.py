@@ -455,7 +455,7 @@ def derive_rollups(cursor: psycopg.Cursor, *, after_id: int) -> None:
     cursor.execute(
         f"INSERT INTO {ROLLUPS_TABLE} (source, hour, {', '.join(columns)}, last_report_at) "
         f"SELECT source, date_trunc('hour', \"timestamp\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', {sums}, count(*), "
-        f"max(\"timestamp\") FROM {METRICS_TABLE} WHERE id > %s GROUP BY 1, 2 "
+        f'max("timestamp") FROM {METRICS_TABLE} WHERE id > %s GROUP BY 1, 2 '
         f"ON CONFLICT (source, hour) DO UPDATE SET {increments}, {newest}",
         [after_id],
     )
@@ -972,7 +972,7 @@ def capture_status_sql(url: str) -> tuple[dict[int, list[str]], dict[str, Any]]:
     with an empty anomaly cache, and in-process timings of ``pipeline_status`` without HTTP."""
     captured = run_django(url, CAPTURE_CODE, *map(str, EXPLAIN_WINDOWS), marker="CAPTURED")
     queries = {
-        int(window): [q for q in queries if q.lstrip().upper().startswith("SELECT")]
+        int(window): [q for q in queries if q.lstrip(" (").upper().startswith("SELECT")]
         for window, queries in captured["queries"].items()
     }
     return queries, captured["timings"]
@@ -1023,10 +1023,17 @@ def label(query: str) -> str:
     if RUNS_TABLE in query:
         return "scraping: finished runs per source" if '"finished_at" >' in query else "scraping: running runs"
     if ROLLUPS_TABLE in query:
-        return "anomalies: rollups (cache miss only)"
+        # The status window reads whole hours only (hour < ...); the detector reads up to the last hour (<=).
+        return (
+            "data_quality: whole hours (rollups)"
+            if '"hour" <' in query and '"hour" <=' not in query
+            else ("anomalies: rollups (cache miss only)")
+        )
     if ALERTS_TABLE in query:
         return "alerts: active"
     if METRICS_TABLE in query:
+        if "UNION" in query.upper():
+            return "data_quality: edge hours (raw metrics)"
         return "data_quality by_source" if "GROUP BY" in query.upper() else "data_quality newest"
     return "other"
 
