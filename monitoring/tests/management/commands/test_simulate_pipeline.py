@@ -1,12 +1,15 @@
 """simulate_pipeline writes traffic through the services; each scenario shows up in the status."""
 
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from monitoring.models import DataQualityMetric, PipelineRun
+from monitoring.models import Alert, DataQualityMetric, PipelineRun
 from monitoring.selectors import pipeline_status
+from monitoring.services.alerts import evaluate_alerts
+from monitoring.simulation import simulate
 
 pytestmark = pytest.mark.django_db
 
@@ -65,16 +68,9 @@ def test_nonsense_arguments_are_refused(args):
         call_command("simulate_pipeline", *args, stdout=StringIO())
 
 
-def test_a_simulated_outage_fires_an_alert_that_resolves_once_traffic_is_normal_again():
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from monitoring.models import Alert
-    from monitoring.services.alerts import evaluate_alerts
-    from monitoring.simulation import simulate
-
-    now = timezone.now()
+@pytest.mark.parametrize("hour", [3, 15])
+def test_a_simulated_outage_fires_an_alert_that_resolves_once_traffic_is_normal_again(hour):
+    now = datetime(2026, 3, 4, hour, 30, tzinfo=UTC)
     outage_end = now - timedelta(hours=3)
     simulate(scenario="geocoding-outage", now=outage_end, hours=24, step_minutes=60, seed=1)
     evaluate_alerts(document=pipeline_status(now=outage_end), now=outage_end)
@@ -93,3 +89,43 @@ def test_the_command_shows_the_alerts_its_traffic_fires():
     call_command("simulate_pipeline", "--scenario=geocoding-outage", "--hours=24", "--seed=1", stdout=out)
     assert "alert fired: [critical] Geocoding success rate" in out.getvalue()
     assert "gdelt" in out.getvalue()
+
+
+@pytest.mark.parametrize("hour", [0, 6, 12, 18])
+@pytest.mark.parametrize("step_minutes", [60, 15])
+def test_normal_traffic_fires_no_alert_at_any_hour_of_day(hour, step_minutes):
+    """Healthy traffic must never page: not at the daily low of volume, not at short scrape steps."""
+    now = datetime(2026, 3, 4, hour, 30, tzinfo=UTC)
+    simulate(scenario="normal", now=now, hours=48, step_minutes=step_minutes, seed=hour)
+    changes = evaluate_alerts(document=pipeline_status(now=now), now=now)
+    assert [change.alert.fingerprint for change in changes] == []
+
+
+def test_recover_hours_shows_the_incident_alerts_fire_then_resolve():
+    out = StringIO()
+    call_command(
+        "simulate_pipeline",
+        "--scenario=geocoding-outage",
+        "--hours=24",
+        "--seed=3",
+        "--recover-hours=2",
+        stdout=out,
+    )
+    text = out.getvalue()
+    assert "geocoding-outage (incident)" in text and "geocoding-outage (recovery)" in text
+    fired = text.index("alert fired: [critical] Geocoding success rate")
+    assert text.index("alert resolved:", fired) > fired
+    assert Alert.objects.get(fingerprint="geocoding-rate-low:gdelt").state == "resolved"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--scenario=normal", "--recover-hours=1"],
+        ["--scenario=geocoding-outage", "--hours=2", "--recover-hours=2"],
+        ["--scenario=geocoding-outage", "--recover-hours=-1"],
+    ],
+)
+def test_recover_hours_without_an_incident_to_recover_from_is_refused(args):
+    with pytest.raises(CommandError):
+        call_command("simulate_pipeline", *args, stdout=StringIO())
