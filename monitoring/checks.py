@@ -45,3 +45,21 @@ def check_redis_socket_timeout(app_configs=None, **kwargs) -> list[Error]:
                 )
             )
     return errors
+
+
+@register()
+def check_alert_rules(app_configs=None, **kwargs) -> list[Error]:
+    """Default rules are copied into the database once; one the evaluation cannot use would only be skipped."""
+    from monitoring.models import AlertRule
+
+    errors = []
+    for spec in settings.MONITORING_ALERT_RULES:
+        try:
+            problems = AlertRule(**spec).validation_errors()
+        except TypeError as exc:  # an unknown key
+            problems = {"spec": str(exc)}
+        errors.extend(
+            Error(f"MONITORING_ALERT_RULES[{spec.get('name')!r}] {field}: {message}", id="monitoring.E003")
+            for field, message in problems.items()
+        )
+    return errors

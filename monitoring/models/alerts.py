@@ -1,9 +1,12 @@
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from monitoring.alerting.validation import parse_weekdays, rule_errors, stored_silence_errors
 
 
 class AlertRule(models.Model):
@@ -49,6 +52,23 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def validation_errors(self) -> dict[str, str]:
+        """Why the evaluation could not use this rule (empty: it can)."""
+        return rule_errors(
+            kind=self.kind,
+            metric=self.metric,
+            scope=self.scope,
+            critical=self.critical,
+            high=self.high,
+            medium=self.medium,
+            window_hours=self.window_hours,
+            min_sample=self.min_sample,
+        )
+
+    def clean(self) -> None:
+        if errors := self.validation_errors():
+            raise ValidationError(errors)
 
 
 class Alert(models.Model):
@@ -155,8 +175,23 @@ class Silence(models.Model):
     def __str__(self) -> str:
         return f"silence {self.rule_name or '*'}/{self.source or '*'} until {self.ends_at:%Y-%m-%d %H:%M}"
 
+    def validation_errors(self) -> dict[str, str]:
+        """Why the evaluation could not use this silence (empty: it can)."""
+        return stored_silence_errors(
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            reason=self.reason,
+            weekdays=self.weekdays,
+            daily_start=self.daily_start,
+            duration_minutes=self.duration_minutes,
+        )
+
+    def clean(self) -> None:
+        if errors := self.validation_errors():
+            raise ValidationError(errors)
+
     def weekday_set(self) -> set[int]:
-        return {int(day) for day in self.weekdays.split(",") if day.strip()}
+        return set(parse_weekdays(self.weekdays))
 
     def is_active(self, at: datetime) -> bool:
         if not self.starts_at <= at < self.ends_at:

@@ -8,6 +8,7 @@ breach opens a new one. Every change is written to the audit trail in the same t
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from monitoring.alerting.rules import SEVERITIES, Condition, RuleSpec, evaluate,
 from monitoring.models import Alert, AlertEvent, AlertRule, Silence
 from monitoring.services.notifications import enqueue_notification, should_notify
 
+logger = logging.getLogger(__name__)
 FIRING, ACKNOWLEDGED, RESOLVED = Alert.State.FIRING, Alert.State.ACKNOWLEDGED, Alert.State.RESOLVED
 ACTIVE = (FIRING, ACKNOWLEDGED)
 MAX_COMMENT = 2000
@@ -137,16 +139,61 @@ def _auto_resolve(alert: Alert, *, now: datetime) -> None:
         enqueue_notification(alert=alert, event="resolved")
 
 
+def _evaluable_rules() -> tuple[dict[str, AlertRule], set[str]]:
+    """Enabled rules the evaluation can use, and the names of those it cannot (logged)."""
+    usable, skipped = {}, set()
+    for rule in AlertRule.objects.filter(enabled=True):
+        if errors := rule.validation_errors():
+            # Rows written around the admin's validation (e.g. by .update()) must not stop the others.
+            logger.warning("alert rule %r skipped, it cannot be evaluated: %s", rule.name, _describe(errors))
+            skipped.add(rule.name)
+        else:
+            usable[rule.name] = rule
+    return usable, skipped
+
+
+def _active_silences(now: datetime) -> list[Silence]:
+    active = []
+    for silence in Silence.objects.filter(starts_at__lte=now, ends_at__gt=now):
+        if errors := silence.validation_errors():
+            logger.warning("silence %s ignored, it cannot be evaluated: %s", silence.pk, _describe(errors))
+        elif silence.is_active(now):
+            active.append(silence)
+    return active
+
+
+def _describe(errors: dict[str, str]) -> str:
+    return "; ".join(f"{field}: {message}" for field, message in errors.items())
+
+
+def _conditions(specs: list[RuleSpec], inputs, skipped: set[str]) -> dict[str, Condition]:
+    """Each rule on its own, so one that fails on data no validation foresaw leaves the others be."""
+    conditions: dict[str, Condition] = {}
+    for spec in specs:
+        try:
+            found = evaluate([spec], inputs)
+        except Exception:
+            logger.warning("alert rule %r skipped, its evaluation failed", spec.name, exc_info=True)
+            skipped.add(spec.name)
+            continue
+        conditions.update((c.fingerprint, c) for c in found)
+    return conditions
+
+
 def evaluate_alerts(*, document: dict[str, Any], now: datetime | None = None) -> list[AlertChange]:
-    """Run every enabled rule against the database and the status ``document``; apply the outcome."""
+    """Run every enabled rule against the database and the status ``document``; apply the outcome.
+
+    A rule that cannot be evaluated is skipped with a warning, and its open alerts are left as they
+    are: it cannot tell whether their condition cleared.
+    """
     now = now or timezone.now()
     ensure_default_rules()
-    rules = {rule.name: rule for rule in AlertRule.objects.filter(enabled=True)}
+    rules, skipped = _evaluable_rules()
     specs = [_spec(rule) for rule in rules.values()]
     windows = {s.window_hours for s in specs if s.kind in ("threshold", "score_drop", "issue_increase")}
     inputs = gather_inputs(now=now, window_lengths=windows, document=document)
-    conditions = {c.fingerprint: c for c in evaluate(specs, inputs)}
-    silences = [s for s in Silence.objects.filter(starts_at__lte=now, ends_at__gt=now) if s.is_active(now)]
+    conditions = _conditions(specs, inputs, skipped)
+    silences = _active_silences(now)
     changes: list[AlertChange] = []
     with transaction.atomic():
         open_alerts = {a.fingerprint: a for a in Alert.objects.select_for_update().filter(state__in=ACTIVE)}
@@ -162,8 +209,8 @@ def evaluate_alerts(*, document: dict[str, Any], now: datetime | None = None) ->
             elif _refresh(alert, condition, now=now, silenced=silenced, inhibited=inhibited):
                 changes.append(AlertChange("updated", alert))
         for alert in open_alerts.values():
-            if alert.last_seen > now:
-                continue  # opened or refreshed after this evaluation read its inputs: not its to judge
+            if alert.last_seen > now or alert.rule_name in skipped:
+                continue  # opened after this evaluation read its inputs, or its rule could not judge it
             rule = rules.get(alert.rule_name) or _current_rule(alert.rule_name)
             # A rule switched off or deleted cannot clear its alerts any more: resolve them.
             if rule is None or rule.auto_resolve:

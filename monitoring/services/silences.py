@@ -6,6 +6,7 @@ from datetime import datetime, time, timedelta
 
 from django.utils import timezone
 
+from monitoring.alerting.validation import silence_errors
 from monitoring.models import Silence
 
 
@@ -28,18 +29,14 @@ def create_silence(
     user=None,
 ) -> Silence:
     starts_at = starts_at or timezone.now()
-    errors: dict[str, str] = {}
-    if ends_at <= starts_at:
-        errors["ends_at"] = "Must be after starts_at."
-    if not reason.strip():
-        errors["reason"] = "Say why (who reads the silence later needs to know)."
-    if weekdays:
-        if any(day not in range(7) for day in weekdays):
-            errors["weekdays"] = "Days are 0 (Monday) to 6 (Sunday)."
-        if daily_start is None or not duration_minutes or not 0 < duration_minutes <= 7 * 24 * 60:
-            errors["duration_minutes"] = "A weekly window needs daily_start and 1-10080 minutes."
-    elif daily_start is not None or duration_minutes:
-        errors["weekdays"] = "daily_start and duration_minutes only apply with weekdays."
+    errors = silence_errors(
+        starts_at=starts_at,
+        ends_at=ends_at,
+        reason=reason,
+        weekdays=weekdays,
+        daily_start=daily_start,
+        duration_minutes=duration_minutes,
+    )
     if errors:
         raise SilenceInputError(errors)
     return Silence.objects.create(

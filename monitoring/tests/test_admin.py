@@ -60,3 +60,88 @@ def test_tokens_cannot_be_added_in_the_admin_and_can_be_revoked(admin_browser):
     assert admin_browser.get("/admin/monitoring/ingesttoken/add/").status_code == 403
     admin_browser.post(PAGES[2], {"action": "revoke", "_selected_action": [token.pk]})
     assert IngestToken.objects.get(pk=token.pk).revoked_at is not None
+
+
+RULE_FORM = {
+    "name": "geo-low",
+    "kind": "threshold",
+    "metric": "geocoding_success_rate",
+    "scope": "both",
+    "critical": "70",
+    "high": "80",
+    "medium": "85",
+    "window_hours": "1",
+    "min_sample": "50",
+    "enabled": "on",
+    "auto_resolve": "on",
+    "description": "",
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"critical": "-5"}, "Must be above 0"),
+        ({"critical": "90"}, "must be strictly below the high level"),
+        ({"kind": "issue_increase"}, "Rules of kind issue_increase read failed_runs or failed_validations"),
+        ({"critical": "", "high": "", "medium": ""}, "Set at least one level"),
+    ],
+)
+def test_the_rule_form_refuses_a_rule_the_evaluation_could_not_use(admin_browser, changes, message):
+    from monitoring.models import AlertRule
+
+    response = admin_browser.post("/admin/monitoring/alertrule/add/", {**RULE_FORM, **changes})
+    assert response.status_code == 200  # the form again, with the error
+    assert message in response.content.decode()
+    assert not AlertRule.objects.filter(name="geo-low").exists()
+
+
+def test_the_rule_form_saves_a_valid_rule(admin_browser):
+    from monitoring.models import AlertRule
+
+    assert admin_browser.post("/admin/monitoring/alertrule/add/", RULE_FORM).status_code == 302
+    assert AlertRule.objects.get(name="geo-low").critical == 70
+
+
+def _silence_form(**changes) -> dict:
+    return {
+        "rule_name": "",
+        "source": "gdelt",
+        "starts_at_0": "2026-11-23",
+        "starts_at_1": "10:00:00",
+        "ends_at_0": "2026-11-30",
+        "ends_at_1": "10:00:00",
+        "weekdays": "",
+        "daily_start": "",
+        "duration_minutes": "",
+        "reason": "maintenance",
+        "created_at_0": "2026-11-23",
+        "created_at_1": "09:00:00",
+        **changes,
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"ends_at_0": "2026-11-22"}, "Must be after starts_at"),
+        ({"weekdays": "sat"}, "Comma-separated days"),
+        ({"weekdays": "5", "daily_start": "23:00"}, "A weekly window needs daily_start"),
+        ({"daily_start": "23:00", "duration_minutes": "60"}, "only apply with weekdays"),
+    ],
+)
+def test_the_silence_form_refuses_a_silence_the_evaluation_could_not_use(admin_browser, changes, message):
+    from monitoring.models import Silence
+
+    response = admin_browser.post("/admin/monitoring/silence/add/", _silence_form(**changes))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Silence.objects.exists()
+
+
+def test_the_silence_form_saves_a_weekly_window(admin_browser):
+    from monitoring.models import Silence
+
+    form = _silence_form(weekdays="5,6", daily_start="23:00", duration_minutes="120")
+    assert admin_browser.post("/admin/monitoring/silence/add/", form).status_code == 302
+    assert Silence.objects.get().weekday_set() == {5, 6}

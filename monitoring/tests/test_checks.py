@@ -1,6 +1,6 @@
 """System checks catch the channels-redis / redis-py timeout trap before it kills consumers."""
 
-from monitoring.checks import check_redis_socket_timeout, check_thresholds
+from monitoring.checks import check_alert_rules, check_redis_socket_timeout, check_thresholds
 
 
 def _layer(host):
@@ -30,3 +30,15 @@ def test_thresholds_out_of_order_are_an_error(settings):
 
 def test_default_thresholds_are_in_order():
     assert check_thresholds() == []
+
+
+def test_default_alert_rules_can_all_be_evaluated():
+    assert check_alert_rules() == []
+
+
+def test_a_default_alert_rule_the_evaluation_could_not_use_is_an_error(settings):
+    geo = {"name": "geo", "kind": "threshold", "metric": "geocoding_success_rate", "critical": 90, "high": 80}
+    settings.MONITORING_ALERT_RULES = [geo, {"name": "typo", "kind": "threshold", "metrik": "x"}]
+    messages = [e.msg for e in check_alert_rules()]
+    assert [e.id for e in check_alert_rules()] == ["monitoring.E003"] * 2
+    assert "'geo'] high" in messages[0] and "'typo'] spec" in messages[1]

@@ -257,3 +257,72 @@ def test_a_detector_finding_in_the_status_document_opens_an_anomaly_alert(settin
     assert (change.alert.fingerprint, change.alert.source) == ("anomaly:acled", "acled")
     assert change.alert.evidence["metric"] == "geocoding_success_rate"
     assert change.alert.severity in {"medium", "high", "critical"}
+
+
+VAL_RULE = {**GEO_RULE, "name": "val-low", "metric": "validation_pass_rate", "critical": 75, "high": 85, "medium": 90}
+
+
+def report_both(source: str, geo: int, val: int) -> None:
+    at = timezone.now() - timedelta(minutes=5)
+    metric = MetricInput(
+        source=source,
+        timestamp=at,
+        geocoding_attempts=100,
+        geocoding_successes=geo,
+        validation_attempts=100,
+        validation_passes=val,
+    )
+    record_metrics(metrics=[metric])
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"kind": "percentile"},
+        {"metric": "failed_runs"},  # a threshold rule cannot read a count of runs
+        {"critical": 90, "high": 80},  # out of order
+        {"critical": -1},
+        {"critical": None, "high": None, "medium": None},  # can never fire
+    ],
+)
+def test_a_rule_written_around_validation_is_skipped_with_a_warning_and_the_others_still_fire(settings, caplog, damage):
+    settings.MONITORING_ALERT_RULES = [GEO_RULE, VAL_RULE]
+    evaluate()  # creates both rules
+    AlertRule.objects.filter(name="geo-low").update(**damage)
+    report_both("gdelt", geo=10, val=10)
+    changes = evaluate()
+    assert [(c.kind, c.alert.rule_name) for c in changes] == [("fired", "val-low")]
+    assert "alert rule 'geo-low' skipped" in caplog.text
+
+
+def test_a_broken_rule_leaves_its_open_alert_open(only_geo_rule, caplog):
+    """A rule that cannot be evaluated cannot say its condition cleared."""
+    report("gdelt", 60)
+    (fired,) = evaluate()
+    AlertRule.objects.filter(name="geo-low").update(kind="percentile")
+    assert evaluate() == []
+    assert Alert.objects.get(pk=fired.alert.pk).state == "firing"
+
+
+def test_a_rule_whose_evaluation_raises_is_skipped_and_the_others_still_fire(settings, monkeypatch, caplog):
+    from monitoring.alerting import rules
+
+    drop = {**VAL_RULE, "name": "val-drop", "kind": "score_drop", "critical": 20, "high": 10, "medium": 5}
+    settings.MONITORING_ALERT_RULES = [GEO_RULE, drop]
+
+    def broken(spec, inputs):
+        raise ZeroDivisionError("data no validation foresaw")
+
+    monkeypatch.setitem(rules.EVALUATORS, "score_drop", broken)
+    report_both("gdelt", geo=10, val=10)
+    assert [c.alert.rule_name for c in evaluate()] == ["geo-low"]
+    assert "alert rule 'val-drop' skipped, its evaluation failed" in caplog.text
+
+
+def test_a_silence_written_around_validation_is_ignored_with_a_warning(only_geo_rule, caplog):
+    silence = create_silence(source="gdelt", ends_at=timezone.now() + timedelta(hours=1), reason="upgrade")
+    Silence.objects.filter(pk=silence.pk).update(weekdays="sat", daily_start=time(0), duration_minutes=60)
+    report("gdelt", 60)
+    (change,) = evaluate()
+    assert (change.kind, change.alert.silenced) == ("fired", False)
+    assert f"silence {silence.pk} ignored" in caplog.text
