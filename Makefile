@@ -10,7 +10,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint demo clean status-bench anomaly-eval
+.PHONY: run test lint demo clean bench status-bench live-feed-bench anomaly-eval
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,9 +42,19 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/conflict_monitor_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+## bench: every benchmark (about 10 minutes); figures and tables in bench/results/
+bench: status-bench live-feed-bench anomaly-eval
+
 ## status-bench: status endpoint latency on 1 M metric rows (PostgreSQL)
 status-bench: $(VENV)/.installed
-	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/conflict_monitor_bench} $(PY) bench/status_latency.py
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/status_latency.py
+
+## live-feed-bench: snapshot, ingest -> receipt and fan-out against real daphne, broadcaster, Redis and PostgreSQL, with a plain websockets server as the baseline
+live-feed-bench: $(VENV)/.installed
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(PY) bench/live_feed.py
 
 ## anomaly-eval: precision/recall of the anomaly detector versus a z-score baseline (bench/results/anomaly_eval.*)
 anomaly-eval: $(VENV)/.installed
