@@ -149,6 +149,27 @@ def test_feed_outage_polls_the_api_and_recovers_when_the_feed_returns(servers, i
     assert len(status_requests) == polls_when_live, "polling went on after the feed came back"
 
 
+def test_an_api_outage_is_announced_and_the_notice_clears_with_fresh_data(servers, ingest_key, open_page, console):
+    """A 503 from the status API (its database down) must not pass silently: the page says its figures are old."""
+    servers.ingest(ingest_key, source="acled")
+    page = open_page()
+    wait_live(page)
+    console.allow(r"status of 503")
+    page.route(
+        "**/pipeline-status*",
+        lambda route: route.fulfill(
+            status=503, content_type="application/json", body='{"error": "database_unavailable", "detail": "x"}'
+        ),
+    )
+    banner = page.locator("#banner")
+    page.get_by_role("button", name="Refresh").click()
+    expect(banner).to_contain_text("cannot reach its database")
+    page.screenshot(path=artifact("database-unavailable.png"))
+    page.unroute("**/pipeline-status*")
+    page.get_by_role("button", name="Refresh").click()
+    expect(banner).to_be_hidden()
+
+
 def test_acknowledging_an_alert_changes_the_database_and_every_open_page(servers, open_page):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import PBKDF2PasswordHasher

@@ -3,9 +3,11 @@ live feed, so the page shows exactly what any other client sees."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -14,9 +16,22 @@ from django.views.decorators.http import require_safe
 
 from monitoring.routing import websocket_urlpatterns
 
+logger = logging.getLogger(__name__)
+
+
+def _signed_in_username(request: HttpRequest) -> str | None:
+    """The signed-in user's name, or ``None``. Sessions live in the database: while it is down the
+    page still loads, signed out, and its status panel reports the outage from the API's 503."""
+    try:
+        user = request.user
+        return user.get_username() if user.is_authenticated else None
+    except DatabaseError:
+        logger.warning("database unavailable; serving the dashboard signed out", exc_info=True)
+        return None
+
 
 def dashboard_config(request: HttpRequest) -> dict[str, Any]:
-    user = request.user
+    username = _signed_in_username(request)
     return {
         # Empty: the page derives ws:/wss: and the host from its own address.
         "wsBaseUrl": settings.DASHBOARD_WS_BASE_URL or "",
@@ -31,10 +46,7 @@ def dashboard_config(request: HttpRequest) -> dict[str, Any]:
         "pollInterval": settings.DASHBOARD_POLL_INTERVAL,
         "publicRead": settings.MONITORING_PUBLIC_READ,
         "csrfCookieName": settings.CSRF_COOKIE_NAME,
-        "user": {
-            "authenticated": bool(user.is_authenticated),
-            "username": user.get_username() if user.is_authenticated else "",
-        },
+        "user": {"authenticated": username is not None, "username": username or ""},
         "loginUrl": f"{reverse('admin:login')}?next={reverse('dashboard')}",
         "logoutUrl": reverse("admin:logout"),
     }

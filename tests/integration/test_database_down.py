@@ -69,3 +69,16 @@ def test_ingest_asks_to_retry_instead_of_losing_the_batch_silently(server_withou
     assert status == 503, body
     assert body["error"] == "database_unavailable"
     assert "Retry-After" in headers
+
+
+def test_the_dashboard_still_loads_for_a_browser_with_a_session(server_without_database):
+    """Sessions are stored in the database; the page must load (signed out) and let the API report the outage."""
+    request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
+        f"http://127.0.0.1:{server_without_database}/",
+        headers={"Cookie": "sessionid=0123456789abcdefghijklmnopqrstuv"},
+    )
+    with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310
+        page = response.read().decode()
+        assert response.status == 200
+    assert 'data-testid="login-link"' in page
+    assert '"authenticated": false' in page

@@ -50,6 +50,8 @@ const client = new FeedClient({
   },
   onRestError: (status) => {
     if (status === 401 || status === 403) showBanner("Log in to see the pipeline status.", config.loginUrl);
+    else if (status === 503) showBanner("The monitor cannot reach its database; the figures below are not current. Retrying.");
+    else if (status === 0 || status >= 500) showBanner("The monitor does not answer; the figures below are not current. Retrying.");
   },
 });
 
