@@ -36,13 +36,13 @@ def prune_metrics(
     )
 
 
-def prune_runs(*, older_than: datetime, batch_size: int = 10_000) -> int:
+def prune_runs(*, older_than: datetime, batch_size: int = 10_000, on_batch: Callable[[int], None] | None = None) -> int:
     """Delete finished runs that finished before ``older_than`` (running ones stay: they may be stuck)."""
     return _delete_in_batches(
         PipelineRun.objects.filter(finished_at__lt=older_than),
         order_by="finished_at",
         batch_size=batch_size,
-        on_batch=None,
+        on_batch=on_batch,
     )
 
 

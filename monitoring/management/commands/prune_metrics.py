@@ -25,9 +25,14 @@ class Command(BaseCommand):
         deleted = prune_metrics(
             older_than=cutoff,
             batch_size=batch_size,
-            on_batch=lambda total: self.stdout.write(f"  {total} deleted so far"),
+            on_batch=lambda total: self.stdout.write(f"  {total} metric(s) deleted so far"),
         )
-        runs = prune_runs(older_than=cutoff, batch_size=batch_size)
+        self.stdout.write(f"Deleting runs that finished before {cutoff.isoformat()} ...")
+        runs = prune_runs(
+            older_than=cutoff,
+            batch_size=batch_size,
+            on_batch=lambda total: self.stdout.write(f"  {total} run(s) deleted so far"),
+        )
         keys = prune_idempotency_records(older_than=now - timedelta(hours=settings.MONITORING_IDEMPOTENCY_TTL_HOURS))
         self.stdout.write(
             self.style.SUCCESS(

@@ -5,8 +5,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from monitoring.models import DataQualityMetric, IdempotencyRecord, IngestToken
-from monitoring.tests.factories import DataQualityMetricFactory
+from monitoring.models import DataQualityMetric, IdempotencyRecord, IngestToken, PipelineRun
+from monitoring.tests.factories import DataQualityMetricFactory, PipelineRunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -30,8 +30,22 @@ def test_deletes_metrics_past_retention_with_progress_and_expired_keys():
     assert DataQualityMetric.objects.count() == 2
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
     text = out.getvalue()
-    assert "2 deleted so far" in text and "4 deleted so far" in text
+    assert "2 metric(s) deleted so far" in text and "4 metric(s) deleted so far" in text
     assert "Deleted 5 metric(s), 0 finished run(s) and 1 expired idempotency key(s)." in text
+
+
+def test_deletes_finished_runs_past_retention_with_progress_and_keeps_running_ones():
+    old = timezone.now() - timedelta(days=100)
+    for _ in range(3):
+        PipelineRunFactory(status="succeeded", started_at=old, finished_at=old + timedelta(minutes=1))
+    stuck = PipelineRunFactory(status="running", started_at=old, finished_at=None)
+    recent = PipelineRunFactory(status="failed")
+    out = StringIO()
+    call_command("prune_metrics", "--days=90", "--batch-size=2", stdout=out)
+    assert set(PipelineRun.objects.values_list("pk", flat=True)) == {stuck.pk, recent.pk}
+    text = out.getvalue()
+    assert "2 run(s) deleted so far" in text and "3 run(s) deleted so far" in text
+    assert "3 finished run(s)" in text
 
 
 @pytest.mark.parametrize("args", [["--days=0"], ["--days=1000000"], ["--batch-size=0"]])
