@@ -185,6 +185,8 @@ if DEBUG:
 # --- Monitoring -----------------------------------------------------------------------------
 # Read access to status endpoints without credentials (on for local use, off in production).
 MONITORING_PUBLIC_READ = env_bool("MONITORING_PUBLIC_READ", DEBUG)
+# Bearer token a Prometheus scraper sends to GET /metrics; unset: /metrics follows MONITORING_PUBLIC_READ.
+MONITORING_METRICS_TOKEN = env_str("MONITORING_METRICS_TOKEN", "")
 MONITORING_WINDOW_HOURS = env_int("MONITORING_WINDOW_HOURS", 24, minimum=1)
 MONITORING_THRESHOLDS = {
     # Rates in percent: below ``warn`` is degraded, below ``critical`` is critical.

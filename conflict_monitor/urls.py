@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from monitoring.telemetry_views import metrics
 from monitoring.views import dashboard
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/monitoring/", include("monitoring.api.urls")),
+    path("metrics", metrics, name="metrics"),
     path("", dashboard, name="dashboard"),
 ]
 

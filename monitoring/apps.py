@@ -8,3 +8,6 @@ class MonitoringConfig(AppConfig):
 
     def ready(self) -> None:
         from monitoring import checks  # noqa: F401  (registers system checks)
+        from monitoring.telemetry import register_collectors
+
+        register_collectors()

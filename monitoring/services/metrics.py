@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -14,6 +15,7 @@ from monitoring.models import DataQualityMetric
 from monitoring.models.metrics import COUNT_FIELDS
 from monitoring.services.feed import request_status_push_on_commit
 from monitoring.services.rollups import add_to_rollups
+from monitoring.telemetry import count_ingested
 
 SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 METRIC_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -85,4 +87,5 @@ def record_metrics(*, metrics: Sequence[MetricInput]) -> list[DataQualityMetric]
         created = DataQualityMetric.objects.bulk_create(rows, batch_size=1000)
         add_to_rollups(rows=rows)
         request_status_push_on_commit(reason="metrics")
+        transaction.on_commit(partial(count_ingested, kind="metric", rows=len(rows)))
     return created

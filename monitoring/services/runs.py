@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from django.db import transaction
 from django.db.models import Case, F, Q, TextField, Value, When
@@ -12,6 +13,7 @@ from django.utils import timezone
 from monitoring.models import PipelineRun, ScrapeSource
 from monitoring.services.feed import request_status_push_on_commit
 from monitoring.services.metrics import MAX_CLOCK_SKEW, SOURCE_PATTERN
+from monitoring.telemetry import count_ingested
 
 MAX_ERROR_CHARS = 10_000
 FINISHED = (PipelineRun.Status.SUCCEEDED, PipelineRun.Status.FAILED)
@@ -109,6 +111,7 @@ def record_run(
         )
         _record_scrape_outcome(run)
         request_status_push_on_commit(reason="run")
+        transaction.on_commit(partial(count_ingested, kind="run", rows=1))
     return run
 
 

@@ -1,0 +1,73 @@
+"""The monitor's own metrics, exposed at ``GET /metrics`` in the Prometheus text format.
+
+Counters live per process (each daphne and broadcaster counts what it did; Prometheus scrapes each
+instance). Figures the database already holds, such as alerts by state, are read at scrape time
+instead of counted, so every process reports the same truth and nothing drifts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from django.db import DatabaseError
+from django.db.models import Count
+from prometheus_client import Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import REGISTRY, Collector
+
+logger = logging.getLogger(__name__)
+
+INGESTED = Counter(
+    "conflict_monitor_ingested_rows",
+    "Rows committed by ingest (metrics and pipeline runs), per kind.",
+    ["kind"],
+)
+
+
+def count_ingested(*, kind: str, rows: int) -> None:
+    """Count ``rows`` of ``kind`` once their transaction has committed (a rollback counts nothing)."""
+    INGESTED.labels(kind=kind).inc(rows)
+
+
+def _alerts_family() -> GaugeMetricFamily:
+    return GaugeMetricFamily(
+        "conflict_monitor_alerts", "Alerts in the database, per state and severity.", labels=["state", "severity"]
+    )
+
+
+class AlertCollector(Collector):
+    """Alerts by state and severity, from the database at scrape time."""
+
+    def describe(self) -> Iterator[Metric]:
+        # Without it, registering would call collect() and query the database at start-up.
+        yield _alerts_family()
+
+    def collect(self) -> Iterator[Metric]:
+        from monitoring.models import Alert
+
+        family = _alerts_family()
+        try:
+            counts = {
+                (row["state"], row["severity"]): row["n"]
+                for row in Alert.objects.values("state", "severity").annotate(n=Count("id")).order_by()
+            }
+        except DatabaseError:
+            # No figure beats a wrong zero: the series is absent until the database answers.
+            logger.warning("metrics: alert counts unavailable", exc_info=True)
+            return
+        for state in Alert.State.values:
+            for severity in Alert.Severity.values:
+                family.add_metric([state, severity], counts.get((state, severity), 0))
+        yield family
+
+
+_registered = False
+
+
+def register_collectors() -> None:
+    """Once per process (AppConfig.ready)."""
+    global _registered
+    if not _registered:
+        REGISTRY.register(AlertCollector())
+        _registered = True
