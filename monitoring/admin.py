@@ -13,7 +13,7 @@ from monitoring.models import (
     Silence,
 )
 from monitoring.selectors import rate
-from monitoring.services.alerts import InvalidTransition, acknowledge_alert, resolve_alert
+from monitoring.services.alerts import InvalidTransition, acknowledge_alert, apply_silences, resolve_alert
 
 
 @admin.register(DataQualityMetric)
@@ -199,6 +199,21 @@ class SilenceAdmin(admin.ModelAdmin):
     list_select_related = ["created_by"]
     search_fields = ["rule_name", "source", "reason"]
     ordering = ["-ends_at"]
+
+    # Open alerts follow a silence's change at once (and the live feed hears of it), not at the next tick.
+    def save_model(self, request, obj, form, change) -> None:
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        apply_silences()
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        apply_silences()
+
+    def delete_queryset(self, request, queryset) -> None:
+        super().delete_queryset(request, queryset)
+        apply_silences()
 
 
 @admin.register(NotificationDelivery)

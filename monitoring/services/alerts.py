@@ -245,7 +245,7 @@ def acknowledge_alert(*, alert_id: int, user, comment: str = "") -> tuple[Alert,
         alert.acknowledge_comment = comment
         alert.save(update_fields=["state", "acknowledged_by", "acknowledged_at", "acknowledge_comment"])
         _event(alert, "acknowledged", before=FIRING, actor=user, comment=comment)
-        _publish_on_commit(AlertChange("acknowledged", alert))
+        _publish_on_commit([AlertChange("acknowledged", alert)])
         return alert, True
 
 
@@ -265,11 +265,32 @@ def resolve_alert(*, alert_id: int, user, comment: str = "") -> tuple[Alert, boo
         _event(alert, "resolved", before=before, actor=user, comment=comment)
         if alert.notified:
             enqueue_notification(alert=alert, event="resolved")
-        _publish_on_commit(AlertChange("resolved", alert))
+        _publish_on_commit([AlertChange("resolved", alert)])
         return alert, True
 
 
-def _publish_on_commit(change: AlertChange) -> None:
-    from monitoring.services.feed import publish_alert_changes_sync
+def apply_silences(*, now: datetime | None = None) -> list[AlertChange]:
+    """Mark open alerts silenced or not by the silences active ``now``, at once rather than at the next
+    evaluation, so a silence created or ended by a person shows on the live feed right away."""
+    now = now or timezone.now()
+    silences = _active_silences(now)
+    changes: list[AlertChange] = []
+    with transaction.atomic():
+        for alert in Alert.objects.select_for_update().filter(state__in=ACTIVE).order_by("pk"):
+            silenced = any(s.matches(rule_name=alert.rule_name, source=alert.source) for s in silences)
+            if alert.silenced != silenced:
+                alert.silenced = silenced
+                alert.save(update_fields=["silenced"])
+                _event(alert, "silenced" if silenced else "unsilenced", before=alert.state)
+                changes.append(AlertChange("updated", alert))
+        if changes:
+            _publish_on_commit(changes)
+    return changes
 
-    transaction.on_commit(lambda: publish_alert_changes_sync(changes=[change]))
+
+def _publish_on_commit(changes: list[AlertChange]) -> None:
+    """After commit: each change on the alerts topic, and a hint for the broadcaster's fresh status."""
+    from monitoring.services.feed import publish_alert_changes_sync, request_status_push_on_commit
+
+    transaction.on_commit(lambda: publish_alert_changes_sync(changes=changes))
+    request_status_push_on_commit(reason="alerts")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from monitoring.alerting.validation import silence_errors
 from monitoring.models import Silence
+from monitoring.services.alerts import apply_silences
 
 
 class SilenceInputError(ValueError):
@@ -39,17 +41,20 @@ def create_silence(
     )
     if errors:
         raise SilenceInputError(errors)
-    return Silence.objects.create(
-        rule_name=rule_name,
-        source=source,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        weekdays=",".join(str(day) for day in sorted(set(weekdays or []))),
-        daily_start=daily_start if weekdays else None,
-        duration_minutes=duration_minutes if weekdays else None,
-        reason=reason.strip(),
-        created_by=user,
-    )
+    with transaction.atomic():
+        silence = Silence.objects.create(
+            rule_name=rule_name,
+            source=source,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            weekdays=",".join(str(day) for day in sorted(set(weekdays or []))),
+            daily_start=daily_start if weekdays else None,
+            duration_minutes=duration_minutes if weekdays else None,
+            reason=reason.strip(),
+            created_by=user,
+        )
+        apply_silences()
+    return silence
 
 
 def expire_silence(*, silence_id: int) -> Silence:
@@ -60,5 +65,7 @@ def expire_silence(*, silence_id: int) -> Silence:
         silence.ends_at = now
         # A silence that had not started yet ends before it begins.
         silence.starts_at = min(silence.starts_at, now - timedelta(microseconds=1))
-        silence.save(update_fields=["starts_at", "ends_at"])
+        with transaction.atomic():
+            silence.save(update_fields=["starts_at", "ends_at"])
+            apply_silences()
     return silence

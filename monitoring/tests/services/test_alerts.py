@@ -326,3 +326,16 @@ def test_a_silence_written_around_validation_is_ignored_with_a_warning(only_geo_
     (change,) = evaluate()
     assert (change.kind, change.alert.silenced) == ("fired", False)
     assert f"silence {silence.pk} ignored" in caplog.text
+
+
+def test_a_new_silence_marks_open_alerts_silenced_at_once_and_expiring_it_unsilences_them(only_geo_rule):
+    report("gdelt", 60)
+    report("acled", 60)
+    evaluate()
+    silence = create_silence(source="gdelt", ends_at=timezone.now() + timedelta(hours=1), reason="upgrade")
+    assert dict(Alert.objects.values_list("source", "silenced")) == {"gdelt": True, "acled": False}
+    expire_silence(silence_id=silence.pk)
+    gdelt = Alert.objects.get(source="gdelt")
+    assert gdelt.silenced is False
+    assert list(gdelt.events.values_list("kind", flat=True)) == ["fired", "silenced", "unsilenced"]
+    assert evaluate() == []  # the evaluation agrees: nothing left to change
