@@ -20,7 +20,7 @@ from monitoring.feed.connections import ACCEPTED
 from monitoring.feed.frames import Frame
 from monitoring.feed.ratelimit import StrikeCounter, TokenBucket
 from monitoring.feed.registry import get_connection_registry, get_store
-from monitoring.services.feed import FRAME_EVENT, ensure_status_frame, latest_frame
+from monitoring.services.feed import FRAME_EVENT, ensure_status_frame, latest_frame, snapshot_frames
 from monitoring.services.tickets import redeem_ticket
 
 logger = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
                 await self._send(
                     events.resync(epoch=frame.epoch, topic=topic, reason="epoch_changed", latest_seq=frame.seq)
                 )
-            await self._send_frame(state, frame)
+            await self._restart(topic, state, frame)
             return
         if frame.seq <= state.seq:
             return  # already delivered (a gap fill or snapshot got there first)
@@ -163,7 +163,24 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
                 return
             reason = missed if isinstance(missed, str) else "history_trimmed"
             await self._send(events.resync(epoch=frame.epoch, topic=topic, reason=reason, latest_seq=frame.seq))
+            await self._restart(topic, state, frame)
+            return
         await self._send_frame(state, frame)
+
+    async def _restart(self, topic: str, state: _TopicState, frame: Frame) -> None:
+        """Start ``topic`` over at ``frame``. A frame that is not a full state (an alert change) is
+        preceded by the topic's snapshot and what followed it, so the client never builds on a part."""
+        if events.frames_are_snapshots(topic):
+            await self._send_frame(state, frame)
+            return
+        state.epoch, state.seq = None, 0
+        try:
+            await self._snapshot(topic, state)
+        except Exception:
+            logger.warning("no snapshot of %s for a restart; forwarding the frame alone", topic, exc_info=True)
+        # No snapshot yet (a new epoch that began with a change): the frame starts the topic's history.
+        if state.epoch is None or (state.epoch == frame.epoch and state.seq == frame.seq - 1):
+            await self._send_frame(state, frame)
 
     async def _send_frame(self, state: _TopicState, frame: Frame) -> None:
         state.epoch, state.seq = frame.epoch, frame.seq
@@ -244,16 +261,17 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             await self._resume(message.topic, state, since_seq=message.since_seq, epoch=message.epoch)
 
     async def _send_latest(self, topic: str) -> None:
-        frame = await latest_frame(topic=topic)
-        if frame is None:
+        """The topic's latest full-state frame (``alerts_update``, never a single alert change)."""
+        frames = await snapshot_frames(topic=topic)
+        if not frames:
             await ensure_status_frame()  # publishes the alerts and per-source topics along with the status
-            frame = await latest_frame(topic=topic)
-        if frame is None:
+            frames = await snapshot_frames(topic=topic)
+        if not frames:
             await self._send(
                 events.error(epoch=self._epoch(), code=events.UNAVAILABLE, message=f"Nothing published on {topic} yet.")
             )
             return
-        await self._send(frame.text)
+        await self._send(frames[0].text)
 
     async def _subscribe(self, topic: str, *, resume: tuple[int, str] | None, reply: bool) -> None:
         if topic not in self.topics:
@@ -273,9 +291,10 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             await self._snapshot(topic, state)
 
     async def _snapshot(self, topic: str, state: _TopicState) -> None:
-        frame = await (ensure_status_frame() if topic == events.STATUS_TOPIC else latest_frame(topic=topic))
-        if frame is not None and (frame.epoch != state.epoch or frame.seq > state.seq):
-            await self._send_frame(state, frame)
+        """The topic's latest full state, then the changes published after it, skipping what was sent."""
+        for frame in await snapshot_frames(topic=topic):
+            if frame.epoch != state.epoch or frame.seq > state.seq:
+                await self._send_frame(state, frame)
 
     async def _unsubscribe(self, topic: str) -> None:
         if self.topics.pop(topic, None) is not None:

@@ -93,6 +93,11 @@ def allowed_types(topic: str) -> set[str]:
     return {topic_type(topic)}
 
 
+def frames_are_snapshots(topic: str) -> bool:
+    """Whether every frame on ``topic`` carries its whole state (all but alerts, which also has changes)."""
+    return allowed_types(topic) == {topic_type(topic)}
+
+
 def is_valid_topic(topic: Any) -> bool:
     if topic in (STATUS_TOPIC, ALERTS_TOPIC):
         return True
@@ -119,12 +124,18 @@ def encode(value: Any) -> str:
 # --- Topic frames: split so the publisher can insert seq and epoch without re-serialising data ----
 @dataclass(frozen=True)
 class TopicFrameParts:
-    """JSON fragments of a topic frame; the store joins them with the seq and epoch it assigns."""
+    """JSON fragments of a topic frame; the store joins them with the seq and epoch it assigns.
+
+    ``snapshot`` marks a frame that carries the topic's whole state (its :func:`topic_type`): the
+    store keeps the latest one apart from the history, because on the alerts topic the latest
+    frame is often a single change (``alert_fired``) that a new subscriber cannot start from.
+    """
 
     type_json: str
     topic_json: str
     timestamp_json: str
     data_json: str
+    snapshot: bool
 
 
 def topic_frame_parts(
@@ -140,6 +151,7 @@ def topic_frame_parts(
         topic_json=encode(topic),
         timestamp_json=encode(isoformat(at or timezone.now())),
         data_json=encode(data),
+        snapshot=message_type == topic_type(topic),
     )
 
 

@@ -15,6 +15,7 @@ class _Topic:
     epoch: str
     seq: int = 0
     history: deque[Frame] = field(default_factory=deque)
+    snapshot: Frame | None = None
 
 
 class MemoryFeedStore:
@@ -29,11 +30,21 @@ class MemoryFeedStore:
         state.seq += 1
         frame = Frame(topic, state.seq, state.epoch, join_topic_frame(parts, seq=state.seq, epoch=state.epoch))
         state.history.append(frame)
+        if parts.snapshot:
+            state.snapshot = frame
         return frame
 
     async def latest(self, *, topic: str) -> Frame | None:
         state = self._topics.get(topic)
         return state.history[-1] if state and state.history else None
+
+    async def snapshot(self, *, topic: str) -> list[Frame]:
+        """The latest full-state frame, then every later frame on the topic (``[]``: none yet)."""
+        state = self._topics.get(topic)
+        if state is None or state.snapshot is None:
+            return []
+        after = [frame for frame in state.history if frame.seq > state.snapshot.seq]
+        return [state.snapshot, *_contiguous(after, state.snapshot.seq)]
 
     async def since(self, *, topic: str, epoch: str, since_seq: int, limit: int) -> list[Frame] | str:
         state = self._topics.get(topic)
@@ -49,3 +60,8 @@ class MemoryFeedStore:
 
     async def close(self) -> None:
         return None
+
+
+def _contiguous(frames: list[Frame], after_seq: int) -> list[Frame]:
+    """``frames`` if they continue ``after_seq`` without a hole; otherwise none (history was trimmed)."""
+    return frames if frames and frames[0].seq == after_seq + 1 else []

@@ -1,9 +1,12 @@
 """Feed store in Redis, shared by every server process and broadcaster.
 
-Per topic: a hash ``{epoch, seq}`` and a stream of frames (entry id ``<seq>-0``, MAXLEN ~N).
-A Lua script assigns the seq and appends the frame atomically, so seq order, history order and
-the frame text agree across processes. Epoch and seq live in one key: they vanish together (a
-Redis flush), and the next publish starts a new epoch at seq 1, which clients see as a resync.
+Per topic: a hash ``{epoch, seq, snapshot_seq, snapshot}`` and a stream of frames (entry id
+``<seq>-0``, MAXLEN ~N). A Lua script assigns the seq and appends the frame atomically, so seq
+order, history order and the frame text agree across processes. The latest full-state frame is
+kept in the hash as well: history trimming never loses it, and on the alerts topic the newest
+frame is often a single change that cannot serve as a snapshot. Epoch, seq and snapshot live in
+one key: they vanish together (a Redis flush), and the next publish starts a new epoch at seq 1,
+which clients see as a resync.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local frame = '{"type":' .. ARGV[2] .. ',"topic":' .. ARGV[3] .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
   '","timestamp":' .. ARGV[4] .. ',"data":' .. ARGV[5] .. '}'
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], seq .. '-0', 'f', frame)
+if ARGV[7] == '1' then redis.call('HSET', KEYS[1], 'snapshot_seq', seq, 'snapshot', frame) end
 return {seq, epoch, frame}
 """
 
@@ -56,6 +60,22 @@ return {last[1][1], epoch, last[1][2][2]}
 """
 
 
+_SNAPSHOT = """
+local found = redis.call('HMGET', KEYS[1], 'epoch', 'snapshot_seq', 'snapshot')
+if (not found[1]) or (not found[2]) then return nil end
+local out = {found[1], found[2], found[3]}
+local after = tonumber(found[2]) + 1
+local entries = redis.call('XRANGE', KEYS[2], after .. '-0', '+')
+if #entries > 0 and entries[1][1] == after .. '-0' then
+  for _, entry in ipairs(entries) do
+    out[#out + 1] = entry[1]
+    out[#out + 1] = entry[2][2]
+  end
+end
+return out
+"""
+
+
 def _seq(entry_id: bytes | str) -> int:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return int(text.split("-", 1)[0])
@@ -73,6 +93,7 @@ class RedisFeedStore:
         self._publish = client.register_script(_PUBLISH)
         self._since = client.register_script(_SINCE)
         self._latest = client.register_script(_LATEST)
+        self._snapshot = client.register_script(_SNAPSHOT)
 
     def _keys(self, topic: str) -> list[str]:
         return [f"{self.prefix}:feed:{topic}:state", f"{self.prefix}:feed:{topic}:history"]
@@ -87,6 +108,7 @@ class RedisFeedStore:
                 parts.timestamp_json,
                 parts.data_json,
                 self.history_length,
+                "1" if parts.snapshot else "0",
             ],
         )
         return Frame(topic, int(seq), _text(epoch), _text(text))
@@ -97,6 +119,18 @@ class RedisFeedStore:
             return None
         entry_id, epoch, text = found
         return Frame(topic, _seq(entry_id), _text(epoch), _text(text))
+
+    async def snapshot(self, *, topic: str) -> list[Frame]:
+        """The latest full-state frame, then every later frame on the topic (``[]``: none yet)."""
+        found = await self._snapshot(keys=self._keys(topic))
+        if not found:
+            return []
+        epoch, snapshot_seq, snapshot = _text(found[0]), int(found[1]), _text(found[2])
+        rest = found[3:]
+        return [
+            Frame(topic, snapshot_seq, epoch, snapshot),
+            *(Frame(topic, _seq(rest[i]), epoch, _text(rest[i + 1])) for i in range(0, len(rest), 2)),
+        ]
 
     async def since(self, *, topic: str, epoch: str, since_seq: int, limit: int) -> list[Frame] | str:
         result = await self._since(keys=self._keys(topic), args=[epoch, since_seq, limit])

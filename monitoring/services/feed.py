@@ -92,6 +92,18 @@ async def latest_frame(*, topic: str) -> Frame | None:
     return await get_store().latest(topic=topic)
 
 
+async def snapshot_frames(*, topic: str) -> list[Frame]:
+    """The topic's latest full-state frame, then the frames published after it (``[]``: nothing yet).
+
+    For the status topic, one is published first when none exists yet (see :func:`ensure_status_frame`).
+    """
+    frames = await get_store().snapshot(topic=topic)
+    if not frames and topic == STATUS_TOPIC:
+        await ensure_status_frame()
+        frames = await get_store().snapshot(topic=topic)
+    return frames
+
+
 _first_publish_locks: dict[int, asyncio.Lock] = {}
 
 
