@@ -81,7 +81,15 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         self.expiry = asyncio.ensure_future(self._close_when_old())
         try:
-            await self._subscribe(events.STATUS_TOPIC, resume=_resume_params(query), reply=False)
+            resume = events.parse_resume_query(
+                since_seq=(query.get("since_seq") or [None])[0], epoch=(query.get("epoch") or [None])[0]
+            )
+        except events.ClientMessageError as exc:
+            # A bad resume on the URL is answered like a bad resume message; the snapshot follows.
+            await self._send(events.error(epoch="", code=exc.code, message=str(exc), request_type=exc.request_type))
+            resume = None
+        try:
+            await self._subscribe(events.STATUS_TOPIC, resume=resume, reply=False)
         except Exception:
             logger.warning("live feed unavailable at connect; asking the client to reconnect", exc_info=True)
             await self.close(code=events.CLOSE_RECONNECT)
@@ -110,7 +118,14 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         ticket = (query.get("ticket") or [""])[0]
         if not ticket:
             return events.CLOSE_UNAUTHENTICATED
-        if await sync_to_async(redeem_ticket)(ticket=ticket) is None:
+        try:
+            user_id = await sync_to_async(redeem_ticket)(ticket=ticket)
+        except Exception:
+            # The ticket store (the cache, Redis in production) is unreachable: the ticket may still be
+            # good, so the client is asked to reconnect rather than told it is refused.
+            logger.warning("ticket store unavailable; asking the client to reconnect", exc_info=True)
+            return events.CLOSE_RECONNECT
+        if user_id is None:
             return events.CLOSE_FORBIDDEN
         return None
 
@@ -326,11 +341,3 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             state.seq = max(state.seq, last)
         else:
             state.epoch, state.seq = epoch, last
-
-
-def _resume_params(query: dict[str, list[str]]) -> tuple[int, str] | None:
-    """``?since_seq=N&epoch=E`` on the URL resumes the status topic instead of sending a snapshot."""
-    since, epoch = (query.get("since_seq") or [None])[0], (query.get("epoch") or [None])[0]
-    if since is None or epoch is None or not since.isdigit() or not 0 < len(epoch) <= 64:
-        return None
-    return int(since), epoch

@@ -232,6 +232,23 @@ def _topic(content: dict, message_type: str, *, default: str | None) -> str:
     return topic
 
 
+def parse_resume_query(*, since_seq: str | None, epoch: str | None) -> tuple[int, str] | None:
+    """``?since_seq=N&epoch=E`` on the URL: ``(N, E)``, ``None`` when absent, else :class:`ClientMessageError`.
+
+    Only ASCII digits count: ``str.isdigit`` also accepts characters such as "²" that ``int`` rejects.
+    """
+    if since_seq is None and epoch is None:
+        return None
+    digits = since_seq is not None and since_seq.isascii() and since_seq.isdigit() and len(since_seq) <= 16
+    if not digits or int(since_seq) > MAX_SEQ:
+        raise ClientMessageError(
+            INVALID_MESSAGE, f"'since_seq' must be a non-negative integer of at most {MAX_SEQ}.", RESUME
+        )
+    if epoch is None or not 0 < len(epoch) <= 64:
+        raise ClientMessageError(INVALID_MESSAGE, "'epoch' must be the epoch string of a frame.", RESUME)
+    return int(since_seq), epoch
+
+
 def parse_client_message(content: Any) -> ClientMessage:
     """Validate a decoded client frame; raises :class:`ClientMessageError` with a code."""
     if not isinstance(content, dict):

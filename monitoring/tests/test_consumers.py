@@ -342,3 +342,23 @@ async def test_a_logged_in_session_opens_the_private_feed(settings, django_user_
     feed = await open_feed(headers=[(b"cookie", cookie.encode())])
     assert (await recv(feed))["type"] == "pipeline_status_update"
     await feed.disconnect()
+
+
+@pytest.mark.parametrize("since", ["²", "-1", "1e3", "3.0", "", " 3", str(events.MAX_SEQ + 1), "9" * 5000])
+async def test_a_bad_since_seq_on_the_url_gets_an_error_frame_then_the_snapshot(since):
+    """Only ASCII digits up to MAX_SEQ resume; anything else is refused with a frame, never a crash."""
+    from urllib.parse import quote
+
+    frames = await _publish_n(2)
+    feed = await open_feed(f"?since_seq={quote(since)}&epoch={frames[0].epoch}")
+    error = await recv(feed)
+    assert (error["type"], error["data"]["code"], error["data"]["request_type"]) == (
+        "error",
+        "invalid_message",
+        "resume",
+    )
+    snapshot = await recv(feed)
+    assert (snapshot["type"], snapshot["seq"]) == ("pipeline_status_update", frames[-1].seq)
+    await send(feed, {"type": "ping"})
+    assert (await recv(feed))["type"] == "pong"
+    await feed.disconnect()
