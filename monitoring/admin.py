@@ -61,7 +61,17 @@ class DataQualityMetricAdmin(admin.ModelAdmin):
 
 @admin.register(PipelineRun)
 class PipelineRunAdmin(admin.ModelAdmin):
-    list_display = ["started_at", "source", "stage", "status", "finished_at", "duration", "items_in", "items_out"]
+    list_display = [
+        "started_at",
+        "source",
+        "stage",
+        "status",
+        "finished_at",
+        "duration",
+        "items_in",
+        "items_out",
+        "yield_percent",
+    ]
     list_filter = ["stage", "status", "source"]
     date_hierarchy = "started_at"
     search_fields = ["source", "error"]
@@ -74,6 +84,12 @@ class PipelineRunAdmin(admin.ModelAdmin):
         if obj.finished_at is None:
             return "running"
         return str(obj.finished_at - obj.started_at).split(".")[0]
+
+    @admin.display(description="yield %")
+    def yield_percent(self, obj: PipelineRun) -> float | str:
+        if obj.items_in == 0:
+            return "—"
+        return rate(numerator=obj.items_out, denominator=obj.items_in)
 
 
 @admin.register(IngestToken)

@@ -145,3 +145,82 @@ def test_the_silence_form_saves_a_weekly_window(admin_browser):
     form = _silence_form(weekdays="5,6", daily_start="23:00", duration_minutes="120")
     assert admin_browser.post("/admin/monitoring/silence/add/", form).status_code == 302
     assert Silence.objects.get().weekday_set() == {5, 6}
+
+
+def test_run_changelist_shows_the_yield_and_a_dash_without_input(admin_browser):
+    PipelineRunFactory(source="acled", items_in=8, items_out=7)
+    PipelineRunFactory(source="gdelt", items_in=0, items_out=0)
+    page = admin_browser.get(PAGES[1]).content.decode()
+    assert "Yield %" in page and "87.5" in page
+    assert '<td class="field-yield_percent">—</td>' in page
+
+
+def _alerts(n: int, start: int = 0) -> list:
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from monitoring.models import Alert, Silence
+
+    user, _ = get_user_model().objects.get_or_create(username="op")
+    made = []
+    for i in range(start, start + n):
+        made.append(
+            Alert.objects.create(
+                fingerprint=f"geo:s{i}", rule_name="geo", source=f"s{i}", severity="high", summary=f"s{i} low"
+            )
+        )
+        Alert.objects.create(
+            fingerprint=f"val:s{i}",
+            rule_name="val",
+            source=f"s{i}",
+            severity="medium",
+            summary="done",
+            state="resolved",
+            acknowledged_by=user,
+            resolved_by=user,
+        )
+        Silence.objects.create(
+            source=f"s{i}", ends_at=timezone.now() + timezone.timedelta(hours=1), reason="m", created_by=user
+        )
+    return made
+
+
+@pytest.mark.parametrize("url", ["/admin/monitoring/alert/", "/admin/monitoring/silence/"])
+def test_alert_and_silence_changelists_do_not_grow_queries_with_rows(admin_browser, url):
+    _alerts(3)
+    few = _queries(admin_browser, url)
+    _alerts(30, start=3)
+    assert _queries(admin_browser, url) == few
+
+
+@pytest.mark.parametrize(
+    ("action", "state", "who"),
+    [("acknowledge", "acknowledged", "acknowledged_by"), ("resolve", "resolved", "resolved_by")],
+)
+def test_bulk_actions_change_state_record_who_and_audit(admin_browser, action, state, who):
+    from monitoring.models import Alert, AlertEvent
+
+    first, second = _alerts(2)
+    response = admin_browser.post(
+        "/admin/monitoring/alert/", {"action": action, "_selected_action": [first.pk, second.pk]}
+    )
+    assert response.status_code == 302
+    for alert in Alert.objects.filter(pk__in=[first.pk, second.pk]):
+        assert alert.state == state and getattr(alert, who).username == "admin"
+        event = AlertEvent.objects.get(alert=alert, kind=action + "d")
+        assert (event.actor.username, event.from_state, event.to_state) == ("admin", "firing", state)
+        assert event.comment == f"Bulk {action} in the admin."
+
+
+def test_bulk_acknowledge_counts_the_resolved_alerts_it_refused(admin_browser):
+    from monitoring.models import Alert
+
+    (open_alert,) = _alerts(1)
+    resolved = Alert.objects.get(state="resolved")
+    response = admin_browser.post(
+        "/admin/monitoring/alert/",
+        {"action": "acknowledge", "_selected_action": [open_alert.pk, resolved.pk]},
+        follow=True,
+    )
+    assert "Acknowledged 1 alert(s); 1 could not be acknowledged." in response.content.decode()
+    assert Alert.objects.get(pk=resolved.pk).state == "resolved"
