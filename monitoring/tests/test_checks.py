@@ -42,3 +42,13 @@ def test_a_default_alert_rule_the_evaluation_could_not_use_is_an_error(settings)
     messages = [e.msg for e in check_alert_rules()]
     assert [e.id for e in check_alert_rules()] == ["monitoring.E003"] * 2
     assert "'geo'] high" in messages[0] and "'typo'] spec" in messages[1]
+
+
+def test_the_maximum_connection_age_is_shorter_than_daphnes_websocket_timeout(settings):
+    """Connections are recycled (4000, resume) before daphne's own 24 h timeout cuts them without a code."""
+    import inspect
+
+    from daphne.server import Server
+
+    daphne_timeout = inspect.signature(Server).parameters["websocket_timeout"].default
+    assert daphne_timeout > settings.WEBSOCKET_MAX_CONNECTION_AGE

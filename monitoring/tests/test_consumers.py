@@ -362,3 +362,81 @@ async def test_a_bad_since_seq_on_the_url_gets_an_error_frame_then_the_snapshot(
     await send(feed, {"type": "ping"})
     assert (await recv(feed))["type"] == "pong"
     await feed.disconnect()
+
+
+async def test_resume_on_a_quiet_topic_one_behind_gets_exactly_the_missed_frame():
+    frames = await _publish_n(3)
+    feed = await open_feed(f"?since_seq={frames[-1].seq - 1}&epoch={frames[0].epoch}")
+    marker = await recv(feed)
+    assert (marker["type"], marker["data"]["replayed"]) == ("resumed", 1)
+    assert await feed.receive_from(timeout=3) == frames[-1].text
+    assert await feed.receive_nothing(timeout=0.3)
+    await feed.disconnect()
+
+
+async def test_resume_at_the_latest_seq_replays_nothing_and_does_not_resync():
+    frames = await _publish_n(3)
+    feed = await open_feed(f"?since_seq={frames[-1].seq}&epoch={frames[0].epoch}")
+    marker = await recv(feed)
+    assert (marker["type"], marker["data"]) == (
+        "resumed",
+        {"topic": "status", "since_seq": frames[-1].seq, "replayed": 0},
+    )
+    assert await feed.receive_nothing(timeout=0.3)
+    await publish(topic="status", data={"n": "next"})
+    assert (await recv(feed))["seq"] == frames[-1].seq + 1
+    await feed.disconnect()
+
+
+@pytest.mark.parametrize("topic", ["alerts", "source:never-subscribed"])
+async def test_resume_of_a_topic_not_subscribed_is_an_unknown_topic_error(topic):
+    feed = await open_feed()
+    await recv(feed)
+    await send(feed, {"type": "resume", "topic": topic, "since_seq": 1, "epoch": "e"})
+    error = await recv(feed)
+    assert (error["type"], error["data"]["code"], error["data"]["request_type"]) == ("error", "unknown_topic", "resume")
+    await send(feed, {"type": "ping"})
+    assert (await recv(feed))["type"] == "pong"
+    await feed.disconnect()
+
+
+async def test_subscribing_beyond_the_topic_limit_is_refused_and_the_connection_stays_up(settings):
+    settings.WEBSOCKET_MAX_TOPICS = 2
+    feed = await open_feed()
+    await recv(feed)
+    await send(feed, {"type": "subscribe", "topic": "source:one"})
+    assert (await recv(feed))["data"]["topics"] == ["source:one", "status"]
+    await send(feed, {"type": "subscribe", "topic": "source:two"})
+    error = await recv(feed)
+    assert (error["type"], error["data"]["code"], error["data"]["request_type"]) == (
+        "error",
+        "invalid_message",
+        "subscribe",
+    )
+    await send(feed, {"type": "ping"})
+    assert (await recv(feed))["type"] == "pong"
+    await feed.disconnect()
+
+
+async def test_a_subscribe_while_the_channel_layer_is_down_gets_unavailable_and_the_connection_stays_up(
+    monkeypatch,
+):
+    from channels.layers import get_channel_layer
+
+    feed = await open_feed()
+    await recv(feed)
+
+    async def layer_down(*args, **kwargs):
+        raise ConnectionError("channel layer unreachable")
+
+    monkeypatch.setattr(get_channel_layer(), "group_add", layer_down, raising=False)
+    await send(feed, {"type": "subscribe", "topic": "alerts"})
+    error = await recv(feed)
+    assert (error["type"], error["data"]["code"], error["data"]["request_type"]) == (
+        "error",
+        "unavailable",
+        "subscribe",
+    )
+    await send(feed, {"type": "ping"})
+    assert (await recv(feed))["type"] == "pong"
+    await feed.disconnect()
