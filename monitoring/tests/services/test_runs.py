@@ -90,7 +90,13 @@ def test_a_run_can_only_finish_as_succeeded_or_failed():
     assert set(refused.value.errors) == {"status"}
 
 
-def test_recording_a_run_asks_for_a_status_push_once_the_transaction_commits(django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks() as callbacks:
-        record_run(source="acled", stage="scrape", status="succeeded")
-    assert len(callbacks) == 1
+def test_recording_a_run_asks_for_a_status_push_only_once_the_transaction_commits(django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    with mock.patch("monitoring.services.feed.request_status_push") as push:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            record_run(source="acled", stage="scrape", status="succeeded")
+        assert push.call_count == 0, "pushed before the commit"
+        for callback in callbacks:
+            callback()
+    assert push.call_count == 1
