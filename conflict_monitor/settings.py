@@ -260,7 +260,7 @@ MONITORING_ALERT_RULES = [
         "high": 5,
         "medium": 2,
         "window_hours": 1,
-        "min_sample": 0,
+        "min_sample": 3,
     },
     {
         "name": "failed-validations-increase",
@@ -270,7 +270,7 @@ MONITORING_ALERT_RULES = [
         "high": 5,
         "medium": 2,
         "window_hours": 1,
-        "min_sample": 0,
+        "min_sample": 3,
     },
     {"name": "source-stale", "kind": "stale_source", "metric": "scrape", "scope": "per_source", "high": 1},
     {

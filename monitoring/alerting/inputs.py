@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 
 from monitoring.alerting.rules import OVERALL, Inputs, WindowStats
@@ -23,20 +23,24 @@ def _window_stats(*, start: datetime, end: datetime) -> WindowStats:
     counts = {row["source"]: {field: row[field] for field in COUNT_FIELDS} for row in rows}
     if counts:
         counts[OVERALL] = {field: sum(c[field] for c in counts.values()) for field in COUNT_FIELDS}
-    failures = (
+    finished_runs = (
         PipelineRun.objects.filter(
-            status=PipelineRun.Status.FAILED,
+            status__in=[PipelineRun.Status.SUCCEEDED, PipelineRun.Status.FAILED],
             finished_at__gt=start,
             finished_at__lte=end,
             stage__in=[PipelineRun.Stage.SCRAPE, PipelineRun.Stage.VALIDATE],
         )
         .values("source", "stage")
-        .annotate(n=Count("pk"))
+        .annotate(finished=Count("pk"), failed=Count("pk", filter=Q(status=PipelineRun.Status.FAILED)))
+        .order_by()
     )
-    failed = {PipelineRun.Stage.SCRAPE: {}, PipelineRun.Stage.VALIDATE: {}}
-    for row in failures:
-        failed[row["stage"]][row["source"]] = row["n"]
-    for by_source in failed.values():
+    stages = (PipelineRun.Stage.SCRAPE, PipelineRun.Stage.VALIDATE)
+    failed: dict[str, dict[str, int]] = {stage: {} for stage in stages}
+    finished: dict[str, dict[str, int]] = {stage: {} for stage in stages}
+    for row in finished_runs:
+        failed[row["stage"]][row["source"]] = row["failed"]
+        finished[row["stage"]][row["source"]] = row["finished"]
+    for by_source in (*failed.values(), *finished.values()):
         by_source[OVERALL] = sum(by_source.values())
     return WindowStats(
         start=isoformat(start),
@@ -44,6 +48,8 @@ def _window_stats(*, start: datetime, end: datetime) -> WindowStats:
         counts=counts,
         failed_runs=failed[PipelineRun.Stage.SCRAPE],
         failed_validations=failed[PipelineRun.Stage.VALIDATE],
+        finished_runs=finished[PipelineRun.Stage.SCRAPE],
+        finished_validations=finished[PipelineRun.Stage.VALIDATE],
     )
 
 

@@ -15,6 +15,7 @@ RATE_PARTS = {
     "validation_pass_rate": ("validation_passes", "validation_attempts", "Validation pass rate"),
 }
 ISSUE_LABELS = {"failed_runs": "failed scrape runs", "failed_validations": "failed validation runs"}
+ISSUE_SAMPLES = {"failed_runs": "finished_runs", "failed_validations": "finished_validations"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class WindowStats:
     counts: dict[str, dict[str, int]]
     failed_runs: dict[str, int]
     failed_validations: dict[str, int]
+    # Finished runs of the stage each issue metric counts: the sample an increase is judged on.
+    finished_runs: dict[str, int] = field(default_factory=dict)
+    finished_validations: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,11 @@ def issue_increase(spec: RuleSpec, inputs: Inputs) -> list[Condition]:
     current_counts = getattr(now, spec.metric)
     previous_counts = getattr(before, spec.metric)
     found = []
+    samples = getattr(now, ISSUE_SAMPLES[spec.metric])
     for source in _scopes(spec, current_counts.keys()):
+        # Like the rate rules: a source with a handful of runs cannot page anyone.
+        if samples.get(source, 0) < spec.min_sample:
+            continue
         current, previous = current_counts[source], previous_counts.get(source, 0)
         increase = current - previous
         severity = _at_least(increase, spec)

@@ -112,6 +112,20 @@ def test_issue_increase_severity_boundaries(metric, previous, current, expected)
     assert [c.severity for c in evaluate([rule], inputs(now, before))] == ([expected] if expected else [])
 
 
+@pytest.mark.parametrize(("finished", "expected"), [(2, []), (3, ["medium"]), (40, ["medium"])])
+def test_an_issue_increase_needs_the_minimum_sample_of_finished_runs(finished, expected):
+    """Two failed runs out of two is no evidence yet: like a rate, a tiny sample cannot page anyone."""
+    rule = spec("issue_increase", "failed_runs", 10, 5, 2, scope="per_source", min_sample=3)
+    now = WindowStats("s", "e", {}, {"a": 2}, {}, finished_runs={"a": finished})
+    assert [c.severity for c in evaluate([rule], inputs(now, stats()))] == expected
+
+
+def test_the_sample_of_failed_validations_is_the_finished_validation_runs():
+    rule = spec("issue_increase", "failed_validations", 10, 5, 2, scope="per_source", min_sample=3)
+    only_scrapes = WindowStats("s", "e", {}, {}, {"a": 2}, finished_runs={"a": 50}, finished_validations={"a": 2})
+    assert evaluate([rule], inputs(only_scrapes, stats())) == []
+
+
 def test_stale_sources_fire_at_the_configured_severity():
     rule = spec("stale_source", "scrape", None, 1, None, scope="per_source")
     found = evaluate([rule], inputs(stale={"acled": "2026-01-01T00:00:00Z", "gdelt": None}))
