@@ -87,7 +87,12 @@ class Broadcaster:
 
     async def publish_once(self) -> None:
         document = await database_sync_to_async(pipeline_status)()
-        changes = await database_sync_to_async(evaluate_alerts)(document=document)
+        try:
+            changes = await database_sync_to_async(evaluate_alerts)(document=document)
+        except Exception:
+            # The status is the feed's heartbeat: a failing rule evaluation must not freeze it.
+            logger.exception("alert evaluation failed; publishing the status without it")
+            changes = []
         if changes:
             await publish_alert_changes(changes=changes, with_list=False)
             document = await database_sync_to_async(pipeline_status)()  # its alert list changed

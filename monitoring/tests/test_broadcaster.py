@@ -46,6 +46,21 @@ async def test_a_tick_publishes_status_alerts_and_sources_then_only_what_changed
 
 
 @pytest.mark.asyncio
+async def test_a_failing_alert_evaluation_still_publishes_the_status(monkeypatch, caplog):
+    """The status topic is the feed's heartbeat; a broken rule evaluation must not freeze it."""
+
+    def broken(**kwargs):
+        raise RuntimeError("rule evaluation exploded")
+
+    monkeypatch.setattr("monitoring.broadcaster.evaluate_alerts", broken)
+    broadcaster = Broadcaster(lease=AlwaysLeader(), interval=60, max_push_rate=2)
+    await broadcaster.publish_once()
+    assert (await get_store().latest(topic="status")).seq == 1
+    assert broadcaster.ticks == 1
+    assert "alert evaluation failed" in caplog.text
+
+
+@pytest.mark.asyncio
 async def test_ticks_follow_the_interval(settings):
     broadcaster = Broadcaster(lease=AlwaysLeader(), interval=0.2, max_push_rate=2)
     stop, task = await _run(broadcaster)
