@@ -77,17 +77,27 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=delay * (0.5 + secrets.randbelow(1000) / 2000))
 
 
-def _claim_due(now: datetime) -> list[NotificationDelivery]:
-    """Take due deliveries for this sender; the claim lapses if the process dies before sending."""
+def claim_lease() -> timedelta:
+    """How long a claimed delivery stays this sender's: longer than one send can take, so no other
+    sender picks it up mid-send; short enough that a dead sender's claim lapses soon."""
+    return max(CLAIM, timedelta(seconds=2 * settings.MONITORING_WEBHOOK_TIMEOUT + 5))
+
+
+def _claim_next(now: datetime, *, skip: set[int] = frozenset()) -> NotificationDelivery | None:
+    """Take the next due delivery for this sender, one at a time: a claimed batch would outlive its
+    lease while the first ones are sent, and another sender would send the rest twice."""
     with transaction.atomic():
-        due = list(
+        delivery = (
             NotificationDelivery.objects.select_for_update(skip_locked=True)
             .select_related("alert")
             .filter(status=NotificationDelivery.Status.PENDING, next_attempt_at__lte=now)
-            .order_by("next_attempt_at")[:BATCH]
+            .exclude(pk__in=skip)
+            .order_by("next_attempt_at")
+            .first()
         )
-        NotificationDelivery.objects.filter(pk__in=[d.pk for d in due]).update(next_attempt_at=now + CLAIM)
-    return due
+        if delivery is not None:
+            NotificationDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=now + claim_lease())
+    return delivery
 
 
 def deliver_due_notifications(*, now: datetime | None = None) -> dict[str, int]:
@@ -98,7 +108,12 @@ def deliver_due_notifications(*, now: datetime | None = None) -> dict[str, int]:
         return outcome
     now = now or timezone.now()
     style = settings.MONITORING_WEBHOOK_FORMAT
-    for delivery in _claim_due(now):
+    tried: set[int] = set()  # once per call: a retry is due again only in a later call
+    for _ in range(BATCH):
+        delivery = _claim_next(now, skip=tried)
+        if delivery is None:
+            break
+        tried.add(delivery.pk)
         delivery.attempts += 1
         try:
             _post(

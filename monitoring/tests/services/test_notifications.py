@@ -121,3 +121,57 @@ def test_without_a_webhook_nothing_is_queued(settings):
     settings.MONITORING_WEBHOOK_URL = None
     enqueue_notification(alert=_alert(), event="fired")
     assert NotificationDelivery.objects.count() == 0
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_refused_connection_is_logged_and_retried_later(settings, caplog):
+    settings.MONITORING_WEBHOOK_URL = f"http://127.0.0.1:{_closed_port()}/hook"
+    enqueue_notification(alert=_alert(), event="fired")
+    now = timezone.now()
+    assert deliver_due_notifications(now=now) == {"sent": 0, "retried": 1, "failed": 0}
+    delivery = NotificationDelivery.objects.get()
+    assert delivery.status == "pending" and delivery.next_attempt_at > now
+    assert "refused" in delivery.last_error.lower()
+    assert "webhook delivery" in caplog.text
+
+
+def test_a_webhook_that_never_answers_times_out_and_is_retried(settings):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection, never answers
+    try:
+        settings.MONITORING_WEBHOOK_URL = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+        settings.MONITORING_WEBHOOK_TIMEOUT = 0.3
+        enqueue_notification(alert=_alert(), event="fired")
+        assert deliver_due_notifications() == {"sent": 0, "retried": 1, "failed": 0}
+    finally:
+        listener.close()
+    assert "timed out" in NotificationDelivery.objects.get().last_error
+
+
+def test_a_sender_claims_one_delivery_at_a_time_for_longer_than_a_send(settings):
+    """Another sender can take the next delivery meanwhile, but never the one being sent."""
+    from monitoring.services.notifications import _claim_next
+
+    settings.MONITORING_WEBHOOK_URL = f"http://127.0.0.1:{_closed_port()}/hook"
+    settings.MONITORING_WEBHOOK_TIMEOUT = 120
+    enqueue_notification(alert=_alert(), event="fired")
+    other = Alert.objects.create(fingerprint="geo:acled", rule_name="geo", source="acled", severity="high", summary="x")
+    enqueue_notification(alert=other, event="fired")
+    assert NotificationDelivery.objects.count() == 2
+    now = timezone.now() + timedelta(seconds=1)
+    first = _claim_next(now)
+    second = _claim_next(now)
+    assert {first.pk, second.pk} == set(NotificationDelivery.objects.values_list("pk", flat=True))
+    assert _claim_next(now) is None
+    assert _claim_next(now + timedelta(seconds=2 * 120)) is None, "a claim lapsed before a send could end"
+    assert NotificationDelivery.objects.get(pk=first.pk).next_attempt_at >= now + timedelta(seconds=2 * 120 + 5)
