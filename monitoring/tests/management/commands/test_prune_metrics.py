@@ -52,3 +52,21 @@ def test_deletes_finished_runs_past_retention_with_progress_and_keeps_running_on
 def test_nonsense_arguments_are_refused(args):
     with pytest.raises(CommandError):
         call_command("prune_metrics", *args, stdout=StringIO())
+
+
+def test_pruned_metrics_leave_their_hourly_rollups_so_trends_do_not_change():
+    from monitoring.models import HourlyRollup
+    from monitoring.trends import trends
+
+    now = timezone.now()
+    for days in (40, 35, 2):
+        DataQualityMetricFactory(
+            source="acled", timestamp=now - timedelta(days=days), geocoding_attempts=100, geocoding_successes=days
+        )
+    rollups = list(HourlyRollup.objects.order_by("hour").values())
+    args = {"now": now, "metrics": ["geocoding_success_rate", "volume"], "source": "acled", "bucket": "day"}
+    before = trends(**args, window_hours=50 * 24)
+    call_command("prune_metrics", "--days=30", stdout=StringIO())
+    assert DataQualityMetric.objects.count() == 1
+    assert list(HourlyRollup.objects.order_by("hour").values()) == rollups
+    assert trends(**args, window_hours=50 * 24) == before
