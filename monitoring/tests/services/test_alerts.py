@@ -185,6 +185,23 @@ def test_downstream_alerts_of_a_stale_scraper_are_inhibited(only_geo_rule):
     assert evaluate()[0].alert.inhibited is True
 
 
+def test_downstream_alerts_of_a_failing_but_recent_scraper_are_inhibited(only_geo_rule):
+    """Not stale (a success 10 minutes ago) but most runs fail: its geocoding alert is a symptom, not a page."""
+    now = timezone.now()
+    PipelineRunFactory(source="gdelt", status="succeeded", started_at=now - timedelta(minutes=10))
+    for minutes in (20, 30, 40, 50):
+        PipelineRunFactory(source="gdelt", status="failed", started_at=now - timedelta(minutes=minutes), error="403")
+    report("gdelt", 60)
+    change = evaluate()[0]
+    assert change.alert.source == "gdelt" and change.alert.inhibited is True
+
+
+def test_a_healthy_scraper_does_not_inhibit_its_downstream_alerts(only_geo_rule):
+    PipelineRunFactory(source="gdelt", status="succeeded", started_at=timezone.now() - timedelta(minutes=10))
+    report("gdelt", 60)
+    assert evaluate()[0].alert.inhibited is False
+
+
 def test_the_outbox_gets_new_critical_alerts_and_their_resolution_only(only_geo_rule, settings):
     settings.MONITORING_WEBHOOK_URL = "http://127.0.0.1:9/hook"
     report("gdelt", 60, minutes_ago=50)  # critical
