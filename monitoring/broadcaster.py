@@ -99,6 +99,20 @@ class Broadcaster:
         self._published = await publish_status(document=document, previous=self._published)
         self.ticks += 1
 
+    async def _renew_lease_while_publishing(self) -> None:
+        """A slow tick (a busy database) must not let the lease lapse: a standby would take over from
+        a live broadcaster, and both would publish."""
+        while True:
+            await asyncio.sleep(self.interval / 2)
+            try:
+                if not await self.lease.hold():
+                    logger.warning("broadcaster lease lost during a slow publish")
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("broadcaster lease renewal failed during a publish", exc_info=True)
+
     async def _notify(self) -> None:
         """Webhook deliveries, in their own thread so a slow endpoint never delays a tick."""
         deliver = database_sync_to_async(deliver_due_notifications, thread_sensitive=False)
@@ -150,10 +164,13 @@ class Broadcaster:
                     if now >= due:
                         self._dirty.clear()
                         last_publish = now
+                        renewing = asyncio.ensure_future(self._renew_lease_while_publishing())
                         try:
                             await self.publish_once()
                         except Exception:
                             logger.exception("broadcast failed; next attempt at the next tick")
+                        finally:
+                            renewing.cancel()
                         continue
                     wait = min(due - now, self.interval / 2)
                 else:

@@ -60,6 +60,37 @@ async def test_a_failing_alert_evaluation_still_publishes_the_status(monkeypatch
     assert "alert evaluation failed" in caplog.text
 
 
+class CountingLeader(AlwaysLeader):
+    def __init__(self) -> None:
+        self.holds: list[float] = []
+
+    async def hold(self) -> bool:
+        self.holds.append(asyncio.get_running_loop().time())
+        return True
+
+
+@pytest.mark.asyncio
+async def test_the_lease_is_renewed_while_a_slow_publish_runs():
+    """A tick slower than the lease's life must not hand the feed to a standby."""
+    lease = CountingLeader()
+    broadcaster = Broadcaster(lease=lease, interval=0.2, max_push_rate=2)
+    publishing = asyncio.Event()
+
+    async def slow_publish() -> None:
+        publishing.set()
+        await asyncio.sleep(1.0)  # five intervals
+
+    broadcaster.publish_once = slow_publish
+    stop, task = await _run(broadcaster)
+    await publishing.wait()
+    started = asyncio.get_running_loop().time()
+    await asyncio.sleep(0.9)
+    stop.set()
+    await task
+    during = [t for t in lease.holds if started < t < started + 0.9]
+    assert len(during) >= 3, f"lease renewed {len(during)} times in a 1 s publish with a 0.2 s interval"
+
+
 @pytest.mark.asyncio
 async def test_ticks_follow_the_interval(settings):
     broadcaster = Broadcaster(lease=AlwaysLeader(), interval=0.2, max_push_rate=2)
