@@ -168,3 +168,32 @@ async def test_a_bulk_resolve_in_the_admin_reaches_a_subscribed_client():
     assert sorted(resolved) == sorted([first.pk, second.pk])
     assert frames[-1]["type"] == "alerts_update" and frames[-1]["data"]["alerts"] == []
     await feed.disconnect()
+
+
+async def test_an_ingest_that_breaches_a_rule_reaches_a_subscribed_client_as_alert_fired(settings, ingest_key):
+    """Ingest commits, hints the running broadcaster, which evaluates early and pushes the alert."""
+    settings.MONITORING_ALERT_RULES = [GEO_RULE]
+    broadcaster = Broadcaster(lease=AlwaysLeader(), interval=60, max_push_rate=20)
+    stop = asyncio.Event()
+    task = asyncio.ensure_future(broadcaster.run(stop))
+    try:
+        while broadcaster.ticks < 1:  # the first tick: nothing to fire yet
+            await asyncio.sleep(0.01)
+        feed, snapshot = await alerts_feed()
+
+        def ingest() -> int:
+            from rest_framework.test import APIClient
+
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Token {ingest_key}")
+            body = {"source": "gdelt", "geocoding_attempts": 100, "geocoding_successes": 40}
+            return client.post("/api/v1/monitoring/metrics", body, format="json").status_code
+
+        assert await database_sync_to_async(ingest)() == 201
+        fired = await recv(feed, timeout=5)  # the interval is 60 s: only the ingest's hint explains it
+        assert (fired["type"], fired["seq"]) == ("alert_fired", snapshot["seq"] + 1)
+        assert (fired["data"]["source"], fired["data"]["severity"]) == ("gdelt", "critical")
+        await feed.disconnect()
+    finally:
+        stop.set()
+        await task
