@@ -76,3 +76,47 @@ def test_the_library_default_timeout_kills_an_idle_core_consumer():
     """Proof that the trap is real, so the test above guards something: without the override it fails."""
     with pytest.raises(redis.exceptions.TimeoutError):
         async_to_sync(_idle_then_receive)(_core_layer(socket_timeout=None, retry_on_timeout=None))
+
+
+def test_group_membership_outlives_the_core_layers_group_expiry(monkeypatch):
+    """channels-redis' core layer drops group members after group_expiry (24 h) while the socket stays
+    open; the project's pub/sub layer keeps membership in the process, so a day-old socket still gets pushes."""
+    import time
+
+    layer = _project_layer()
+    group = f"expiry-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> dict:
+        channel = await layer.new_channel()
+        await layer.group_add(group, channel)
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + 25 * 3600)
+        await layer.group_send(group, {"type": "feed.frame", "n": 1})
+        message = await asyncio.wait_for(layer.receive(channel), timeout=5)
+        await _close(layer)
+        return message
+
+    assert async_to_sync(scenario)() == {"type": "feed.frame", "n": 1}
+
+
+def test_the_core_layer_really_expires_members_so_the_test_above_means_something(monkeypatch):
+    import time
+
+    layer = _core_layer()
+    group = f"expiry-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> bool:
+        channel = await layer.new_channel()
+        await layer.group_add(group, channel)
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + 25 * 3600)
+        await layer.group_send(group, {"type": "feed.frame", "n": 1})
+        try:
+            await asyncio.wait_for(layer.receive(channel), timeout=1)
+            delivered = True
+        except TimeoutError:
+            delivered = False
+        await _close(layer)
+        return delivered
+
+    assert async_to_sync(scenario)() is False
