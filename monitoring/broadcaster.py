@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from monitoring import telemetry
 from monitoring.feed.registry import redis_client
 from monitoring.selectors import pipeline_status
 from monitoring.services.alerts import evaluate_alerts
@@ -86,6 +87,10 @@ class Broadcaster:
         self._published: dict[str, str] = {}
 
     async def publish_once(self) -> None:
+        with telemetry.BROADCAST_SECONDS.time():
+            await self._publish()
+
+    async def _publish(self) -> None:
         document = await database_sync_to_async(pipeline_status)()
         try:
             changes = await database_sync_to_async(evaluate_alerts)(document=document)

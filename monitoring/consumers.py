@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from monitoring import events
+from monitoring import events, telemetry
 from monitoring.broadcaster import ensure_embedded_broadcaster
 from monitoring.feed.connections import ACCEPTED
 from monitoring.feed.frames import Frame
@@ -24,6 +24,11 @@ from monitoring.services.feed import FRAME_EVENT, ensure_status_frame, latest_fr
 from monitoring.services.tickets import redeem_ticket
 
 logger = logging.getLogger(__name__)
+REFUSAL_REASONS = {
+    events.CLOSE_UNAUTHENTICATED: "unauthenticated",
+    events.CLOSE_FORBIDDEN: "forbidden",
+    events.CLOSE_RECONNECT: "unavailable",
+}
 
 
 @dataclass
@@ -35,6 +40,7 @@ class _TopicState:
 class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     topics: dict[str, _TopicState]
     slot_ip: str | None = None
+    counted = False  # this socket is in the open-connections gauge
     expiry: asyncio.Task | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -63,6 +69,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         refusal = await self._auth_refusal(query)
         if refusal is not None:
+            telemetry.WS_REFUSED.labels(reason=REFUSAL_REASONS.get(refusal, str(refusal))).inc()
             await self.accept()
             await self.close(code=refusal)
             return
@@ -74,11 +81,14 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             logger.warning("connection cap unavailable; accepting without a slot", exc_info=True)
             verdict = None
         if verdict not in (ACCEPTED, None):
+            telemetry.WS_REFUSED.labels(reason=verdict).inc()
             await self.accept()
             await self.close(code=events.CLOSE_TOO_MANY_CONNECTIONS)
             return
         self.slot_ip = ip if verdict == ACCEPTED else None
         await self.accept()
+        self.counted = True
+        telemetry.WS_CONNECTIONS.inc()
         self.expiry = asyncio.ensure_future(self._close_when_old())
         try:
             resume = events.parse_resume_query(
@@ -95,6 +105,9 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=events.CLOSE_RECONNECT)
 
     async def disconnect(self, code: int) -> None:
+        if self.counted:
+            telemetry.WS_CONNECTIONS.dec()
+            self.counted = False
         if self.expiry is not None:
             self.expiry.cancel()
         for topic in list(getattr(self, "topics", {})):
@@ -199,6 +212,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
 
     async def _send_frame(self, state: _TopicState, frame: Frame) -> None:
         state.epoch, state.seq = frame.epoch, frame.seq
+        telemetry.WS_FRAMES_SENT.inc()
         await self.send(text_data=frame.text)
 
     async def _send(self, text: str) -> None:
@@ -321,6 +335,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             topic=topic, epoch=epoch, since_seq=since_seq, limit=settings.WEBSOCKET_HISTORY_LENGTH
         )
         if isinstance(missed, str):
+            telemetry.WS_RESUMES.labels(outcome="resync").inc()
             latest = await latest_frame(topic=topic)
             await self._send(
                 events.resync(
@@ -333,7 +348,9 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             state.epoch, state.seq = None, 0
             await self._snapshot(topic, state)
             return
+        telemetry.WS_RESUMES.labels(outcome="replayed").inc()
         await self._send(events.resumed(epoch=epoch, topic=topic, since_seq=since_seq, replayed=len(missed)))
+        telemetry.WS_FRAMES_SENT.inc(len(missed))
         for frame in missed:
             await self.send(text_data=frame.text)
         last = missed[-1].seq if missed else since_seq

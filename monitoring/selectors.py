@@ -118,6 +118,7 @@ def window_sums(*, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """
     first_whole = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     after_whole = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
     def raw(**window: datetime) -> QuerySet:
         return DataQualityMetric.objects.filter(**window).values("source").annotate(**_raw_aggregates()).order_by()
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from django.db import DatabaseError
 from django.db.models import Count
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -22,6 +22,19 @@ INGESTED = Counter(
     "conflict_monitor_ingested_rows",
     "Rows committed by ingest (metrics and pipeline runs), per kind.",
     ["kind"],
+)
+
+
+WS_CONNECTIONS = Gauge("conflict_monitor_ws_connections", "Live-feed sockets open in this process.")
+WS_REFUSED = Counter(
+    "conflict_monitor_ws_refused", "Live-feed sockets refused at the handshake, per reason.", ["reason"]
+)
+WS_FRAMES_SENT = Counter("conflict_monitor_ws_frames_sent", "Topic frames sent to sockets (live and replayed).")
+WS_RESUMES = Counter("conflict_monitor_ws_resumes", "Resume outcomes: replayed from history, or resync.", ["outcome"])
+BROADCAST_SECONDS = Histogram(
+    "conflict_monitor_broadcast_seconds",
+    "Duration of one broadcaster tick: status computation, alert evaluation and publishing.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
 
