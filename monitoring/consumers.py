@@ -293,9 +293,6 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         """The topic's latest full-state frame (``alerts_update``, never a single alert change)."""
         frames = await snapshot_frames(topic=topic)
         if not frames:
-            await ensure_status_frame()  # publishes the alerts and per-source topics along with the status
-            frames = await snapshot_frames(topic=topic)
-        if not frames:
             await self._send(
                 events.error(epoch=self._epoch(), code=events.UNAVAILABLE, message=f"Nothing published on {topic} yet.")
             )

@@ -162,6 +162,10 @@ def _active_silences(now: datetime) -> list[Silence]:
     return active
 
 
+def _is_silenced(silences: list[Silence], *, rule_name: str, source: str) -> bool:
+    return any(silence.matches(rule_name=rule_name, source=source) for silence in silences)
+
+
 def _describe(errors: dict[str, str]) -> str:
     return "; ".join(f"{field}: {message}" for field, message in errors.items())
 
@@ -199,7 +203,7 @@ def evaluate_alerts(*, document: dict[str, Any], now: datetime | None = None) ->
         open_alerts = {a.fingerprint: a for a in Alert.objects.select_for_update().filter(state__in=ACTIVE)}
         for fingerprint, condition in conditions.items():
             rule = rules[condition.rule_name]
-            silenced = any(s.matches(rule_name=rule.name, source=condition.source) for s in silences)
+            silenced = _is_silenced(silences, rule_name=rule.name, source=condition.source)
             inhibited = is_inhibited(condition, rule.metric, inputs)
             alert = open_alerts.pop(fingerprint, None)
             if alert is None:
@@ -277,7 +281,7 @@ def apply_silences(*, now: datetime | None = None) -> list[AlertChange]:
     changes: list[AlertChange] = []
     with transaction.atomic():
         for alert in Alert.objects.select_for_update().filter(state__in=ACTIVE).order_by("pk"):
-            silenced = any(s.matches(rule_name=alert.rule_name, source=alert.source) for s in silences)
+            silenced = _is_silenced(silences, rule_name=alert.rule_name, source=alert.source)
             if alert.silenced != silenced:
                 alert.silenced = silenced
                 alert.save(update_fields=["silenced"])

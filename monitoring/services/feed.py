@@ -95,10 +95,11 @@ async def latest_frame(*, topic: str) -> Frame | None:
 async def snapshot_frames(*, topic: str) -> list[Frame]:
     """The topic's latest full-state frame, then the frames published after it (``[]``: nothing yet).
 
-    For the status topic, one is published first when none exists yet (see :func:`ensure_status_frame`).
+    With nothing published yet (fresh Redis, no broadcaster tick so far), the status is published
+    first, and with it the alerts and per-source topics (see :func:`ensure_status_frame`).
     """
     frames = await get_store().snapshot(topic=topic)
-    if not frames and topic == STATUS_TOPIC:
+    if not frames:
         await ensure_status_frame()
         frames = await get_store().snapshot(topic=topic)
     return frames
