@@ -7,6 +7,8 @@ import asyncio
 import json
 import logging
 import secrets
+from collections import deque
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -17,10 +19,11 @@ from django.conf import settings
 from monitoring import events, telemetry
 from monitoring.broadcaster import ensure_embedded_broadcaster
 from monitoring.feed.connections import ACCEPTED
+from monitoring.feed.fanout import get_fanout
 from monitoring.feed.frames import Frame
 from monitoring.feed.ratelimit import StrikeCounter, TokenBucket
 from monitoring.feed.registry import get_connection_registry, get_store
-from monitoring.services.feed import FRAME_EVENT, ensure_status_frame, latest_frame, snapshot_frames
+from monitoring.services.feed import ensure_status_frame, latest_frame, snapshot_frames
 from monitoring.services.tickets import redeem_ticket
 
 logger = logging.getLogger(__name__)
@@ -38,29 +41,23 @@ class _TopicState:
 
 
 class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
+    # Frames arrive through the process's fan-out (monitoring.feed.fanout), not through a channel of
+    # the socket's own: no per-socket Redis subscription, queue or dispatch wake-up per frame.
+    channel_layer_alias = None
+
     topics: dict[str, _TopicState]
     slot_ip: str | None = None
     counted = False  # this socket is in the open-connections gauge
-    expiry: asyncio.Task | None = None
+    expiry: asyncio.TimerHandle | None = None
+    # Frames offered while a client request or a gap fill is under way; ``None`` when nothing is.
+    backlog: deque[Frame] | None = None
+    drainer: asyncio.Future | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
-    async def __call__(self, scope, receive, send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        except Exception:
-            if getattr(self, "channel_receive", None) is not None:
-                raise
-            # The channel layer could not give this socket a channel (Redis unreachable): answer the
-            # handshake with "reconnect" instead of letting the server fail it with an error.
-            logger.warning(
-                "channel layer unavailable; refusing a socket with %s", events.CLOSE_RECONNECT, exc_info=True
-            )
-            if (await receive())["type"] == "websocket.connect":
-                await send({"type": "websocket.accept"})
-                await send({"type": "websocket.close", "code": events.CLOSE_RECONNECT})
-
     async def connect(self) -> None:
         self.topics = {}
+        self.fanout = get_fanout()
+        self.serial = asyncio.Lock()
         self.bucket = TokenBucket(rate=settings.WEBSOCKET_RATE_PER_SECOND, burst=settings.WEBSOCKET_RATE_BURST)
         self.strikes = StrikeCounter(limit=settings.WEBSOCKET_MAX_STRIKES)
         self.last_rate_error = 0.0
@@ -89,7 +86,9 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         self.counted = True
         telemetry.WS_CONNECTIONS.inc()
-        self.expiry = asyncio.ensure_future(self._close_when_old())
+        # Jitter spreads the reconnects of clients that connected together.
+        age = settings.WEBSOCKET_MAX_CONNECTION_AGE * (1 - secrets.randbelow(1000) / 10_000)
+        self.expiry = asyncio.get_running_loop().call_later(age, self._close_when_old)
         try:
             resume = events.parse_resume_query(
                 since_seq=(query.get("since_seq") or [None])[0], epoch=(query.get("epoch") or [None])[0]
@@ -99,7 +98,8 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             await self._send(events.error(epoch="", code=exc.code, message=str(exc), request_type=exc.request_type))
             resume = None
         try:
-            await self._subscribe(events.STATUS_TOPIC, resume=resume, reply=False)
+            async with self._in_order():
+                await self._subscribe(events.STATUS_TOPIC, resume=resume, reply=False)
         except Exception:
             logger.warning("live feed unavailable at connect; asking the client to reconnect", exc_info=True)
             await self.close(code=events.CLOSE_RECONNECT)
@@ -110,11 +110,13 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             self.counted = False
         if self.expiry is not None:
             self.expiry.cancel()
+        if self.drainer is not None:
+            self.drainer.cancel()
         for topic in list(getattr(self, "topics", {})):
             try:
-                await self.channel_layer.group_discard(events.group_name(topic), self.channel_name)
+                await self.fanout.leave(topic, self)
             except Exception:
-                logger.warning("group_discard failed for %s", topic, exc_info=True)
+                logger.warning("leaving %s failed", topic, exc_info=True)
         if self.slot_ip is not None:
             try:
                 await get_connection_registry().release(ip=self.slot_ip)
@@ -142,27 +144,51 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             return events.CLOSE_FORBIDDEN
         return None
 
-    async def _close_when_old(self) -> None:
-        # Jitter spreads the reconnects of clients that connected together.
-        age = settings.WEBSOCKET_MAX_CONNECTION_AGE * (1 - secrets.randbelow(1000) / 10_000)
-        await asyncio.sleep(age)
-        await self.close(code=events.CLOSE_RECONNECT)
+    def _close_when_old(self) -> None:
+        self.expiry = None
+        asyncio.ensure_future(self.close(code=events.CLOSE_RECONNECT))
 
     # --- server -> client ---------------------------------------------------------------------
-    async def dispatch(self, message: dict) -> None:
-        if message["type"] == FRAME_EVENT:
-            # Feed frames touch no database, so channels' per-message close_old_connections (the
-            # largest cost of fan-out to thousands of sockets) is skipped on this path.
-            await self.feed_frame(message)
-            return
-        await super().dispatch(message)
+    async def offer(self, frame: Frame) -> None:
+        """The fan-out's hand-off of each frame of a joined topic, in publish order.
 
-    async def feed_frame(self, event: dict) -> None:
-        state = self.topics.get(event["topic"])
-        if state is not None:
-            await self._deliver(
-                event["topic"], state, Frame(event["topic"], event["seq"], event["epoch"], event["frame"])
-            )
+        The next frame in sequence goes straight to the socket. Anything else (a gap, a new epoch, or
+        a client request under way) waits in the backlog for ``_deliver``, in this socket's own task,
+        so one socket's history lookup never holds up the frame for every other socket.
+        """
+        state = self.topics.get(frame.topic)
+        if state is None:
+            return
+        if self.backlog is None:
+            if state.epoch == frame.epoch and frame.seq == state.seq + 1:
+                await self._send_frame(state, frame)
+                return
+            self.backlog = deque(maxlen=settings.WEBSOCKET_HISTORY_LENGTH)
+            self.drainer = asyncio.ensure_future(self._drain())
+        # Beyond the bound the oldest frames go: the gap they leave is filled from history or resynced.
+        self.backlog.append(frame)
+
+    async def _drain(self) -> None:
+        async with self._in_order():
+            pass
+
+    @asynccontextmanager
+    async def _in_order(self):
+        """Run a client request (or a backlog drain) alone; frames offered meanwhile follow it in order."""
+        async with self.serial:
+            if self.backlog is None:
+                self.backlog = deque(maxlen=settings.WEBSOCKET_HISTORY_LENGTH)
+            try:
+                yield
+            finally:
+                try:
+                    while self.backlog:
+                        frame = self.backlog.popleft()
+                        state = self.topics.get(frame.topic)
+                        if state is not None:
+                            await self._deliver(frame.topic, state, frame)
+                finally:
+                    self.backlog = None
 
     async def _deliver(self, topic: str, state: _TopicState, frame: Frame) -> None:
         """Forward frames in seq order; fill gaps from history, or resync when history cannot."""
@@ -245,7 +271,8 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             await self._refuse(exc.code, str(exc), request_type=exc.request_type)
             return
         try:
-            await self._handle(message)
+            async with self._in_order():
+                await self._handle(message)
         except Exception:
             logger.exception("live feed request %s failed", message.type)
             await self._send(
@@ -306,7 +333,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
                     events.INVALID_MESSAGE, "Too many topics on one connection.", request_type="subscribe"
                 )
                 return
-            await self.channel_layer.group_add(events.group_name(topic), self.channel_name)
+            await self.fanout.join(topic, self)
             self.topics[topic] = _TopicState()
         if reply:
             await self._send(events.subscribed(epoch=self._epoch(), topic=topic, topics=sorted(self.topics)))
@@ -324,7 +351,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
 
     async def _unsubscribe(self, topic: str) -> None:
         if self.topics.pop(topic, None) is not None:
-            await self.channel_layer.group_discard(events.group_name(topic), self.channel_name)
+            await self.fanout.leave(topic, self)
         await self._send(events.unsubscribed(epoch=self._epoch(), topic=topic, topics=sorted(self.topics)))
 
     async def _resume(self, topic: str, state: _TopicState, *, since_seq: int, epoch: str) -> None:

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+# The channel-layer event that carries a published frame to every process with subscribers.
+FRAME_EVENT = "feed.frame"
 
 
 @dataclass(frozen=True)
@@ -11,6 +15,17 @@ class Frame:
     seq: int
     epoch: str
     text: str
+
+
+def frame_event(frame: Frame) -> dict[str, Any]:
+    return {"type": FRAME_EVENT, "topic": frame.topic, "seq": frame.seq, "epoch": frame.epoch, "frame": frame.text}
+
+
+def frame_from_event(event: dict[str, Any]) -> Frame | None:
+    """The frame a channel-layer event carries, or ``None`` for any other event."""
+    if event.get("type") != FRAME_EVENT:
+        return None
+    return Frame(event["topic"], event["seq"], event["epoch"], event["frame"])
 
 
 # ``since`` answers with one of these instead of frames when history cannot fill the gap.

@@ -24,13 +24,12 @@ from monitoring.events import (
     source_topic,
     topic_frame_parts,
 )
-from monitoring.feed.frames import Frame
+from monitoring.feed.frames import Frame, frame_event
 from monitoring.feed.registry import get_store
 from monitoring.selectors import active_alerts, alert_dict, per_source_status, pipeline_status
 
 logger = logging.getLogger(__name__)
 
-FRAME_EVENT = "feed.frame"
 # Named channel the active broadcaster listens on for "status changed, push soon" hints.
 BROADCASTER_CHANNEL = "monitoring.broadcaster"
 STATUS_DIRTY_EVENT = "status.dirty"
@@ -39,10 +38,7 @@ STATUS_DIRTY_EVENT = "status.dirty"
 async def publish(*, topic: str, data: dict[str, Any], message_type: str | None = None) -> Frame:
     parts = topic_frame_parts(topic=topic, data=data, message_type=message_type)
     frame = await get_store().publish(topic=topic, parts=parts)
-    await get_channel_layer().group_send(
-        group_name(topic),
-        {"type": FRAME_EVENT, "topic": topic, "seq": frame.seq, "epoch": frame.epoch, "frame": frame.text},
-    )
+    await get_channel_layer().group_send(group_name(topic), frame_event(frame))
     return frame
 
 

@@ -229,6 +229,35 @@ async def test_resume_message_replays_what_the_client_missed():
     await feed.disconnect()
 
 
+async def test_frames_published_during_a_slow_request_follow_its_reply_in_order(monkeypatch):
+    """A push that arrives while a resume waits on the store is held back, then sent after the
+    replayed frames: the client sees one unbroken sequence, with no frame twice."""
+    feed = await open_feed()
+    snapshot = await recv(feed)
+    await _publish_n(2)
+    for _ in range(2):
+        await recv(feed)
+    store = get_store()
+    real_since = store.since
+    entered = asyncio.Event()
+
+    async def slow_since(**kwargs):
+        entered.set()
+        await asyncio.sleep(0.3)
+        return await real_since(**kwargs)
+
+    monkeypatch.setattr(store, "since", slow_since)
+    await send(feed, {"type": "resume", "since_seq": snapshot["seq"], "epoch": snapshot["epoch"]})
+    await asyncio.wait_for(entered.wait(), timeout=3)
+    pushed = await _publish_n(2)
+    assert (await recv(feed))["type"] == "resumed"
+    seqs = [(await recv(feed))["seq"] for _ in range(4)]
+    assert seqs == [snapshot["seq"] + i for i in (1, 2, 3, 4)]
+    assert seqs[-1] == pushed[-1].seq
+    assert await feed.receive_nothing(timeout=0.2)
+    await feed.disconnect()
+
+
 async def test_resume_outside_the_history_gets_resync_and_a_fresh_snapshot(settings):
     settings.WEBSOCKET_HISTORY_LENGTH = 10
     frames = await _publish_n(40)

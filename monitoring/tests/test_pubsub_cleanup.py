@@ -1,5 +1,7 @@
-"""The pub/sub channel layer keeps a queue per socket and a member set per group in the process:
-sockets that come and go must leave neither behind (a slow leak in a server that runs for weeks)."""
+"""The pub/sub channel layer keeps a queue per channel and a member set per group in the process, and
+the fan-out a member set per topic: sockets that come and go must leave none of them behind (a slow
+leak in a server that runs for weeks). The process keeps one channel, its fan-out's, whatever the
+number of sockets."""
 
 from __future__ import annotations
 
@@ -8,12 +10,13 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from conflict_monitor.asgi import application
+from monitoring.feed.fanout import get_fanout
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.redis]
 PATH = "/ws/monitoring/pipeline-status"
 
 
-async def test_connect_disconnect_cycles_leave_no_queues_or_group_members(redis_feed):
+async def test_connect_disconnect_cycles_leave_only_the_fanout_channel_and_no_members(redis_feed):
     layer = get_channel_layer()
     loop_layer = layer._get_layer()
     for _ in range(40):
@@ -24,5 +27,7 @@ async def test_connect_disconnect_cycles_leave_no_queues_or_group_members(redis_
         await communicator.send_json_to({"type": "subscribe", "topic": "alerts"})
         await communicator.receive_from(timeout=5)
         await communicator.disconnect()
-    assert loop_layer.channels == {}
+    fanout = get_fanout()
+    assert set(loop_layer.channels) == {fanout.channel}
     assert all(not members for members in loop_layer.groups.values())
+    assert fanout.members == {}
