@@ -115,9 +115,10 @@ def test_healthcheck_probes_monitoring_health_endpoint(final_stage) -> None:
 
 
 def test_container_command_runs_daphne_with_asgi_application(final_stage) -> None:
-    """CMD starts daphne on 0.0.0.0:8000 with the project's ASGI application, and 8000 is exposed."""
+    """CMD starts daphne (through the project's launcher, for its reactor) on 0.0.0.0:8000 with the
+    project's ASGI application, and 8000 is exposed."""
     argv = _cmd_argv(final_stage)
-    assert argv[0] == "daphne", argv
+    assert argv[:3] == ["python", "-m", "conflict_monitor.serve"], argv
     assert argv[-1] == ASGI_APP, argv
     assert argv[argv.index("-b") + 1] == "0.0.0.0", argv
     assert argv[argv.index("-p") + 1] == CONTAINER_PORT, argv

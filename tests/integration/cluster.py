@@ -18,7 +18,6 @@ from pathlib import Path
 import redis
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
@@ -61,7 +60,8 @@ class Cluster:
     def start_server(self, name: str, *, port: int | None = None) -> int:
         """Start daphne ``name`` on ``port`` (a free one by default; pass the old port to restart in place)."""
         port = port or free_port()
-        argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "conflict_monitor.asgi:application"]
+        argv = [sys.executable, "-m", "conflict_monitor.serve", "-b", "127.0.0.1", "-p", str(port)]
+        argv.append("conflict_monitor.asgi:application")
         self.servers[name] = (self._spawn(name, argv), port)
         return port
 
