@@ -14,7 +14,6 @@ from django.conf import settings  # noqa: E402
 # Refuse to serve without a key: Django raises "The SECRET_KEY setting must not be empty" here.
 settings.SECRET_KEY  # noqa: B018
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from monitoring.body_limit import BodySizeLimitMiddleware  # noqa: E402
@@ -24,6 +23,8 @@ from monitoring.routing import websocket_urlpatterns  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": BodySizeLimitMiddleware(django_asgi_app),
-        "websocket": TrustedOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # No AuthMiddlewareStack: the consumer looks up a session only when the feed is private
+        # (monitoring.feed.session), instead of on every handshake for the socket's whole life.
+        "websocket": TrustedOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

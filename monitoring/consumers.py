@@ -23,6 +23,7 @@ from monitoring.feed.fanout import get_fanout
 from monitoring.feed.frames import Frame
 from monitoring.feed.ratelimit import StrikeCounter, TokenBucket
 from monitoring.feed.registry import get_connection_registry, get_store
+from monitoring.feed.session import session_user_id
 from monitoring.services.feed import ensure_status_frame, latest_frame, snapshot_frames
 from monitoring.services.tickets import redeem_ticket
 
@@ -127,9 +128,13 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     async def _auth_refusal(self, query: dict[str, list[str]]) -> int | None:
         if settings.MONITORING_PUBLIC_READ:
             return None
-        user = self.scope.get("user")
-        if user is not None and user.is_authenticated:
-            return None
+        try:
+            if await session_user_id(self.scope) is not None:
+                return None
+        except Exception:
+            # The session store (the database) is unreachable: the session may still be good.
+            logger.warning("session store unavailable; asking the client to reconnect", exc_info=True)
+            return events.CLOSE_RECONNECT
         ticket = (query.get("ticket") or [""])[0]
         if not ticket:
             return events.CLOSE_UNAUTHENTICATED
@@ -239,7 +244,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     async def _send_frame(self, state: _TopicState, frame: Frame) -> None:
         state.epoch, state.seq = frame.epoch, frame.seq
         telemetry.WS_FRAMES_SENT.inc()
-        await self.send(text_data=frame.text)
+        await self.base_send({"type": "websocket.send", "text": frame.text})
 
     async def _send(self, text: str) -> None:
         await self.send(text_data=text)
