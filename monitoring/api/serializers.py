@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from monitoring.models import PipelineRun
+from monitoring.models.metrics import COUNT_FIELDS
 from monitoring.selectors import MAX_WINDOW_HOURS, MIN_WINDOW_HOURS
-from monitoring.services.metrics import MAX_COUNT, MetricInput, MetricInputError
+from monitoring.services.metrics import (
+    MAX_COUNT,
+    METRIC_TYPE_PATTERN,
+    SOURCE_PATTERN,
+    MetricInput,
+    MetricInputError,
+)
 from monitoring.services.runs import MAX_ERROR_CHARS
 
 
@@ -32,6 +41,67 @@ class MetricSerializer(serializers.Serializer):
             return MetricInput(**attrs)
         except MetricInputError as exc:
             raise serializers.ValidationError(exc.errors) from None
+
+
+# The same field as MetricSerializer.timestamp: the fast path parses timestamps exactly as DRF does.
+_TIMESTAMP = serializers.DateTimeField()
+
+
+def validate_metrics(data: Any, *, many: bool) -> list[MetricInput]:
+    """The metrics of an ingest body (one metric, or a list when ``many``); raises DRF's ValidationError.
+
+    DRF's per-field machinery costs ~40 µs per item, most of a 5000-item request. Items in the plain
+    shape pipelines send (strings that already match the patterns, integer counts, ISO timestamps) are
+    checked directly against the same rules. Any other body, including every invalid one, goes through
+    ``MetricSerializer`` unchanged, so error responses and DRF's coercions (``"100"`` for 100, trimmed
+    strings) stay exactly as they were.
+    """
+    plain = _plain_metrics(data if many else [data])
+    if plain is not None:
+        return plain
+    serializer = MetricSerializer(data=data, many=many)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data if many else [serializer.validated_data]
+
+
+def _plain_metrics(items: list[Any]) -> list[MetricInput] | None:
+    """``MetricInput`` per item, or None as soon as one item is not plain or not valid."""
+    # The field looks the current time zone up through asgiref's Local on every call (~8 % of a
+    # 5000-metric request); it cannot change within one request, so it is looked up once.
+    timestamp_field = serializers.DateTimeField(default_timezone=_TIMESTAMP.default_timezone())
+    metrics = []
+    for item in items:
+        if type(item) is not dict:
+            return None
+        source = item.get("source")
+        if type(source) is not str or not SOURCE_PATTERN.fullmatch(source):
+            return None
+        attrs: dict[str, Any] = {"source": source}
+        if "metric_type" in item:
+            metric_type = item["metric_type"]
+            if type(metric_type) is not str or not METRIC_TYPE_PATTERN.fullmatch(metric_type):
+                return None
+            attrs["metric_type"] = metric_type
+        for name in COUNT_FIELDS:
+            if name in item:
+                value = item[name]
+                # type() rather than isinstance(): bool is an int that DRF refuses.
+                if type(value) is not int or not 0 <= value <= MAX_COUNT:
+                    return None
+                attrs[name] = value
+        if "timestamp" in item:
+            timestamp = item["timestamp"]
+            if type(timestamp) is not str:
+                return None
+            try:
+                attrs["timestamp"] = timestamp_field.to_internal_value(timestamp)
+            except serializers.ValidationError:
+                return None
+        try:
+            metrics.append(MetricInput(**attrs))
+        except MetricInputError:
+            return None
+    return metrics
 
 
 class RunCreateSerializer(serializers.Serializer):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
@@ -21,12 +20,12 @@ from monitoring.api.exceptions import error_body
 from monitoring.api.parsers import PayloadTooLarge
 from monitoring.api.permissions import CanReadMonitoring, HasIngestToken, ReadOrWriteMixin
 from monitoring.api.serializers import (
-    MetricSerializer,
     PipelineRunSerializer,
     RunCreateSerializer,
     RunFinishSerializer,
     RunQuerySerializer,
     StatusQuerySerializer,
+    validate_metrics,
 )
 from monitoring.models import PipelineRun
 from monitoring.selectors import list_runs, pipeline_status
@@ -41,10 +40,13 @@ from monitoring.services.runs import RunAlreadyFinished, RunInputError, finish_r
 from monitoring.services.tickets import issue_ticket
 
 
-def _respond_idempotently(request: Request, action: Callable[[], tuple[int, Any]], *, validated: Any) -> Response:
+def _respond_idempotently(
+    request: Request, action: Callable[[], tuple[int, Any]], *, validated: Callable[[], Any]
+) -> Response:
     """Run ``action`` under the request's ``Idempotency-Key``, if it carries one.
 
-    ``validated`` is the parsed input the fingerprint is taken from, so equivalent JSON matches.
+    ``validated`` returns the parsed input the fingerprint is taken from, so equivalent JSON matches;
+    it is called only for a request with a key (for a 5000-metric batch it costs ~15 % of the request).
     """
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -52,7 +54,7 @@ def _respond_idempotently(request: Request, action: Callable[[], tuple[int, Any]
         return Response(body, status=result_status)
     if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable():
         raise ValidationError({"Idempotency-Key": f"1-{MAX_KEY_LENGTH} printable characters."})
-    fingerprint = request_fingerprint(method=request.method, path=request.path, data=validated)
+    fingerprint = request_fingerprint(method=request.method, path=request.path, data=validated())
     try:
         result = run_idempotent(
             token=request.auth,
@@ -132,15 +134,13 @@ class MetricIngestView(APIView):
             raise PayloadTooLarge(f"At most {limit} metrics per request; got {len(data)}.")
         if many and not data:
             raise ValidationError({"non_field_errors": ["Expected at least one metric."]})
-        serializer = MetricSerializer(data=data, many=many)
-        serializer.is_valid(raise_exception=True)
-        metrics = serializer.validated_data if many else [serializer.validated_data]
+        metrics = validate_metrics(data, many=many)
 
         def action() -> tuple[int, Any]:
             created = record_metrics(metrics=metrics)
             return status.HTTP_201_CREATED, {"created": len(created), "ids": [row.pk for row in created]}
 
-        return _respond_idempotently(request, action, validated=[asdict(metric) for metric in metrics])
+        return _respond_idempotently(request, action, validated=lambda: [metric.as_dict() for metric in metrics])
 
 
 class RunListCreateView(ReadOrWriteMixin, APIView):
@@ -164,7 +164,7 @@ class RunListCreateView(ReadOrWriteMixin, APIView):
                 raise ValidationError(exc.errors) from None
             return status.HTTP_201_CREATED, PipelineRunSerializer(run).data
 
-        return _respond_idempotently(request, action, validated=serializer.validated_data)
+        return _respond_idempotently(request, action, validated=lambda: serializer.validated_data)
 
 
 class RunFinishView(APIView):
@@ -186,4 +186,4 @@ class RunFinishView(APIView):
                 raise ValidationError(exc.errors) from None
             return status.HTTP_200_OK, PipelineRunSerializer(run).data
 
-        return _respond_idempotently(request, action, validated=serializer.validated_data)
+        return _respond_idempotently(request, action, validated=lambda: serializer.validated_data)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from functools import partial
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from monitoring.models import DataQualityMetric
@@ -60,6 +60,11 @@ class MetricInput:
         if errors:
             raise MetricInputError(errors)
 
+    def as_dict(self) -> dict[str, object]:
+        """Field name -> value, like ``dataclasses.asdict`` without its deep copy (every value is
+        immutable), which would cost ~15 % of a 5000-metric request."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
 
 class MetricInputError(ValueError):
     def __init__(self, errors: dict[str, str]) -> None:
@@ -68,7 +73,7 @@ class MetricInputError(ValueError):
 
 
 def record_metrics(*, metrics: Sequence[MetricInput]) -> list[DataQualityMetric]:
-    """Store reports all-or-nothing; one INSERT per thousand rows."""
+    """Store reports all-or-nothing; one INSERT per thousand rows (per 5000 on PostgreSQL)."""
     now = timezone.now()
     rows = [
         DataQualityMetric(
@@ -84,8 +89,46 @@ def record_metrics(*, metrics: Sequence[MetricInput]) -> list[DataQualityMetric]
         for m in metrics
     ]
     with transaction.atomic():
-        created = DataQualityMetric.objects.bulk_create(rows, batch_size=1000)
+        created = _insert(rows)
         add_to_rollups(rows=rows)
         request_status_push_on_commit(reason="metrics")
         transaction.on_commit(partial(count_ingested, kind="metric", rows=len(rows)))
     return created
+
+
+_INSERT_FIELDS = (
+    "timestamp",
+    "source",
+    "metric_type",
+    *COUNT_FIELDS,
+    "ingested_at",
+)
+_UNNEST_CHUNK = 5000
+
+
+def _insert(rows: list[DataQualityMetric]) -> list[DataQualityMetric]:
+    """``bulk_create``; on PostgreSQL the same ``INSERT ... SELECT FROM unnest(...)`` statement that
+    ``bulk_create`` builds there, without the ORM's per-value preparation, which was a third of the
+    server's CPU for a 5000-metric request. The values already have the columns' Python types (they come
+    from validated ``MetricInput``s), which is all that preparation would ensure."""
+    if connection.vendor != "postgresql":
+        return DataQualityMetric.objects.bulk_create(rows, batch_size=1000)
+    opts = DataQualityMetric._meta
+    columns = [opts.get_field(name) for name in _INSERT_FIELDS]
+    names = ", ".join(connection.ops.quote_name(column.column) for column in columns)
+    arrays = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
+    statement = (
+        f"INSERT INTO {connection.ops.quote_name(opts.db_table)} ({names}) "  # noqa: S608
+        f"SELECT * FROM unnest({arrays}) RETURNING {connection.ops.quote_name(opts.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _UNNEST_CHUNK):
+            chunk = rows[start : start + _UNNEST_CHUNK]
+            cursor.execute(statement, [[getattr(row, column.attname) for row in chunk] for column in columns])
+            # PostgreSQL returns the rows of INSERT ... SELECT FROM unnest in input order (bulk_create
+            # relies on the same), so the ids pair up with the rows.
+            for row, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                row.pk = pk
+                row._state.adding = False
+                row._state.db = connection.alias
+    return rows

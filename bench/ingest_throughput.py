@@ -1,0 +1,451 @@
+#!/usr/bin/env python3
+"""Bulk ingest throughput of ``POST /api/v1/monitoring/metrics`` served by daphne, against a raw COPY.
+
+Serves the real ASGI app with daphne (pinned to one CPU, Redis channel layer so every commit sends
+its push hint as in production), POSTs batches of 1, 100, 1000 and 5000 metrics over one keep-alive
+connection from this process (pinned to the other CPU), and, in the same round with the same rows,
+loads them with a raw psycopg ``COPY`` into the same table: the ceiling. After every measurement the
+database must hold exactly the rows sent (count, sums, returned ids, hourly rollups).
+
+    .venv/bin/python bench/ingest_throughput.py [--rounds 3] [--database-url URL] [--redis-url URL]
+
+The database (default ``conflict_monitor_bench_ingest``, name must contain "bench") is dedicated to
+this bench: its metric and rollup tables are truncated before every measurement. ``DATABASE_URL`` is
+not read, so the status bench's filled database is never truncated by mistake.
+
+Writes bench/results/ingest_throughput.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import secrets
+import signal
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from importlib import metadata
+from typing import Any
+
+import psycopg
+import redis
+from common import RESULTS, VENV_BIN, Service, wait_for_health
+from live_feed import cleanup_redis, code_state, create_token
+from status_latency import (
+    COUNT_COLUMNS,
+    SOURCES,
+    _cpu_model,
+    cpu_plan,
+    database_name,
+    django_env,
+    exit_on_sigterm,
+    free_port,
+    log,
+    pinned_to,
+    prepare_schema,
+    write_atomically,
+)
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/conflict_monitor_bench_ingest"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+INGEST_PATH = "/api/v1/monitoring/metrics"
+HEALTH_PATH = "/api/v1/monitoring/health"
+METRICS_TABLE = "monitoring_dataqualitymetric"
+ROLLUPS_TABLE = "monitoring_hourlyrollup"
+TARGET_ROWS_PER_SECOND = 10_000
+SEED = 20261202
+
+# (label, rows per request, requests per measurement, with an Idempotency-Key). Request counts keep
+# every measurement at 1-4 s on the 2-CPU VM; the keyed case is the same batch plus the idempotency
+# record and request fingerprint a retrying pipeline pays for.
+CASES = (
+    ("1", 1, 200, False),
+    ("100", 100, 80, False),
+    ("1000", 1000, 24, False),
+    ("5000", 5000, 8, False),
+    ("5000 + Idempotency-Key", 5000, 8, True),
+)
+WARMUP_REQUESTS = 5
+COPY_COLUMNS = ("timestamp", "source", "metric_type", *COUNT_COLUMNS, "ingested_at")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every case (default 3; medians need 3+)")
+    parser.add_argument(
+        "--database-url",
+        default=DEFAULT_DATABASE_URL,
+        help=f"bench database, truncated before every measurement (default {DEFAULT_DATABASE_URL})",
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+    args = parser.parse_args()
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3 (the figures are medians of rounds)")
+    return args
+
+
+def refuse_foreign_database(url: str) -> None:
+    name = database_name(url)
+    if "bench" not in name:
+        raise SystemExit(
+            f"refusing to use database {name!r}: the bench truncates its metric tables; "
+            "point --database-url at a database whose name contains 'bench'"
+        )
+
+
+# --- Data -------------------------------------------------------------------------------------
+
+
+def make_batches(size: int, count: int, rng: random.Random) -> list[list[dict[str, Any]]]:
+    """``count`` batches of ``size`` valid metrics: 20 sources, timestamps in the last hour."""
+    now = datetime.now(UTC)
+    sources = [name for name, *_ in SOURCES]
+    batches = []
+    for _ in range(count):
+        batch = []
+        for _ in range(size):
+            geocoding, validation = rng.randint(50, 2000), rng.randint(50, 2000)
+            moment = now - timedelta(seconds=rng.randint(60, 3600), microseconds=rng.randint(0, 999_999))
+            batch.append(
+                {
+                    "source": rng.choice(sources),
+                    "timestamp": moment.isoformat().replace("+00:00", "Z"),
+                    "geocoding_attempts": geocoding,
+                    "geocoding_successes": rng.randint(0, geocoding),
+                    "validation_attempts": validation,
+                    "validation_passes": rng.randint(0, validation),
+                }
+            )
+        batches.append(batch)
+    return batches
+
+
+def expected_totals(batches: list[list[dict[str, Any]]]) -> dict[str, int]:
+    rows = [row for batch in batches for row in batch]
+    return {"rows": len(rows), **{column: sum(row[column] for row in rows) for column in COUNT_COLUMNS}}
+
+
+def truncate(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        conn.execute(f"TRUNCATE {METRICS_TABLE}, {ROLLUPS_TABLE}")
+
+
+def verify(url: str, expected: dict[str, int], *, ids: list[int] | None) -> dict[str, Any]:
+    """Every row committed exactly once: counts and sums match what was sent; for the API also every
+    returned id exists once and the hourly rollups add up to the rows."""
+    sums = ", ".join(f"coalesce(sum({column}), 0)" for column in COUNT_COLUMNS)
+    with psycopg.connect(url) as conn:
+        stored = conn.execute(f"SELECT count(*), {sums} FROM {METRICS_TABLE}").fetchone()
+        found = dict(zip(["rows", *COUNT_COLUMNS], stored, strict=True))
+        problems = [f"{k}: stored {found[k]}, sent {v}" for k, v in expected.items() if found[k] != v]
+        if ids is not None:
+            if len(ids) != expected["rows"] or len(set(ids)) != len(ids):
+                problems.append(f"{len(ids)} ids returned ({len(set(ids))} distinct) for {expected['rows']} rows")
+            matched = conn.execute(f"SELECT count(*) FROM {METRICS_TABLE} WHERE id = ANY(%s)", [ids]).fetchone()[0]
+            if matched != expected["rows"]:
+                problems.append(f"{matched} of the returned ids stored")
+            rollup = conn.execute(
+                f"SELECT coalesce(sum(reports), 0), coalesce(sum(geocoding_attempts), 0) FROM {ROLLUPS_TABLE}"
+            ).fetchone()
+            if list(rollup) != [expected["rows"], expected["geocoding_attempts"]]:
+                problems.append(f"rollups hold {rollup[0]} reports / {rollup[1]} attempts")
+    if problems:
+        raise RuntimeError("ingest verification failed: " + "; ".join(problems))
+    return {"rows": found["rows"], "ok": True}
+
+
+# --- Measurements -----------------------------------------------------------------------------
+
+
+def summarize(latencies_ms: list[float], rows: int, seconds: float, cpu_seconds: float | None) -> dict[str, Any]:
+    ordered = sorted(latencies_ms)
+    p99_index = min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))
+    return {
+        "requests": len(ordered),
+        "rows": rows,
+        "seconds": round(seconds, 4),
+        "rows_per_second": round(rows / seconds, 1),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p99_ms": round(ordered[p99_index], 2),
+        "max_ms": round(ordered[-1], 2),
+        "server_cpu_us_per_row": None if cpu_seconds is None else round(cpu_seconds * 1e6 / rows, 1),
+    }
+
+
+class IngestClient:
+    """One keep-alive connection; counts reconnects so a server that drops keep-alive shows up."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Authorization": f"Token {key}", "Content-Type": "application/json"}
+        self.requests = 0
+        self.reconnects = 0
+
+    def post(self, body: bytes, idempotency_key: str | None) -> tuple[float, list[int]]:
+        if self.requests and self.conn.sock is None:
+            self.reconnects += 1
+        headers = self.headers if idempotency_key is None else {**self.headers, "Idempotency-Key": idempotency_key}
+        started = time.perf_counter()
+        self.conn.request("POST", INGEST_PATH, body=body, headers=headers)
+        response = self.conn.getresponse()
+        payload = response.read()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.requests += 1
+        if response.status != 201:
+            raise RuntimeError(f"POST answered {response.status}: {payload[:500]!r}")
+        answer = json.loads(payload)
+        if response.getheader("Idempotent-Replayed") or answer["created"] != len(answer["ids"]):
+            raise RuntimeError(f"unexpected ingest answer: {payload[:300]!r}")
+        return elapsed_ms, answer["ids"]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def measure_api(client: IngestClient, daphne: Service, bodies: list[bytes], rows: int, keyed: bool):
+    keys = [f"bench-{secrets.token_hex(8)}" if keyed else None for _ in bodies]
+    latencies, ids = [], []
+    cpu_before = daphne.cpu_seconds()
+    started = time.perf_counter()
+    for body, key in zip(bodies, keys, strict=True):
+        elapsed, created = client.post(body, key)
+        latencies.append(elapsed)
+        ids.extend(created)
+    seconds = time.perf_counter() - started
+    return summarize(latencies, rows, seconds, daphne.cpu_seconds() - cpu_before), ids
+
+
+def copy_rows(batches: list[list[dict[str, Any]]]) -> list[list[tuple]]:
+    """The API's rows as COPY tuples: the same values, ``ingested_at`` stamped per batch like ingest does."""
+    return [
+        [
+            (
+                datetime.fromisoformat(row["timestamp"]),
+                row["source"],
+                "batch",
+                *(row[column] for column in COUNT_COLUMNS),
+            )
+            for row in batch
+        ]
+        for batch in batches
+    ]
+
+
+def measure_copy(url: str, batches: list[list[tuple]], rows: int) -> dict[str, Any]:
+    """One COPY and one commit per batch over one connection: the least a batch can cost."""
+    statement = f"COPY {METRICS_TABLE} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+    latencies = []
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        for batch in batches:
+            began = time.perf_counter()
+            now = datetime.now(UTC)
+            with conn.cursor() as cursor, cursor.copy(statement) as copy:
+                for row in batch:
+                    copy.write_row((*row, now))
+            conn.commit()
+            latencies.append((time.perf_counter() - began) * 1000)
+        seconds = time.perf_counter() - started
+    return summarize(latencies, rows, seconds, None)
+
+
+def run_rounds(args: argparse.Namespace, url: str, key: str, daphne: Service, port: int) -> dict[str, Any]:
+    rng = random.Random(SEED)
+    data = {}
+    for label, size, requests, keyed in CASES:
+        batches = make_batches(size, requests, rng)
+        data[label] = {
+            "batches": batches,
+            "bodies": [json.dumps(batch).encode() for batch in batches],
+            "copy": copy_rows(batches),
+            "expected": expected_totals(batches),
+            "keyed": keyed,
+        }
+    client = IngestClient(port, key)
+    try:
+        # Imports, DRF, the pool and the first plans, outside the timed requests.
+        truncate(url)
+        for label, *_ in CASES:
+            for body in data[label]["bodies"][:WARMUP_REQUESTS]:
+                client.post(body, None)
+        results: dict[str, dict[str, list]] = {label: {"api": [], "copy": [], "verified": []} for label, *_ in CASES}
+        for round_number in range(1, args.rounds + 1):
+            for label, *_ in CASES:
+                case = data[label]
+                truncate(url)
+                api, ids = measure_api(client, daphne, case["bodies"], case["expected"]["rows"], case["keyed"])
+                api["verified"] = verify(url, case["expected"], ids=ids)
+                truncate(url)
+                ceiling = measure_copy(url, case["copy"], case["expected"]["rows"])
+                ceiling["verified"] = verify(url, case["expected"], ids=None)
+                results[label]["api"].append(api)
+                results[label]["copy"].append(ceiling)
+                log(
+                    f"round {round_number} {label:>22}: API {api['rows_per_second']:>9,.0f} rows/s "
+                    f"(p50 {api['p50_ms']} ms), COPY {ceiling['rows_per_second']:>9,.0f} rows/s"
+                )
+        truncate(url)
+    finally:
+        client.close()
+    cases = {}
+    for label, size, requests, keyed in CASES:
+        api_rounds, copy_rounds = results[label]["api"], results[label]["copy"]
+        per_round_ratio = [
+            round(a["rows_per_second"] / c["rows_per_second"], 3) for a, c in zip(api_rounds, copy_rounds, strict=True)
+        ]
+        cases[label] = {
+            "batch_size": size,
+            "requests_per_round": requests,
+            "idempotency_key": keyed,
+            "api_rounds": api_rounds,
+            "copy_rounds": copy_rounds,
+            "api_rows_per_second": _median(a["rows_per_second"] for a in api_rounds),
+            "api_p50_ms": _median(a["p50_ms"] for a in api_rounds),
+            "api_p99_ms": _median(a["p99_ms"] for a in api_rounds),
+            "server_cpu_us_per_row": _median(a["server_cpu_us_per_row"] for a in api_rounds),
+            "copy_rows_per_second": _median(c["rows_per_second"] for c in copy_rounds),
+            "copy_p50_ms": _median(c["p50_ms"] for c in copy_rounds),
+            "ratio_api_to_copy_per_round": per_round_ratio,
+            "ratio_api_to_copy": _median(per_round_ratio),
+        }
+    return {"cases": cases, "client": {"requests": client.requests, "reconnects": client.reconnects}}
+
+
+def _median(values) -> float:
+    return round(statistics.median(list(values)), 3)
+
+
+# --- Report -----------------------------------------------------------------------------------
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    config, cases = report["config"], report["cases"]
+    pinning = config["pinning"]
+    server = "not pinned" if pinning["server_cpu"] is None else f"CPU {pinning['server_cpu']}"
+    client = "not pinned" if pinning["client_cpu"] is None else f"CPU {pinning['client_cpu']}"
+    lines = [
+        "# Bulk ingest throughput",
+        "",
+        f"{report['date']} · `POST {INGEST_PATH}` served by daphne "
+        f"({server}), one keep-alive client ({client}), "
+        f"PostgreSQL {report['machine']['postgres']} (not pinned), Redis channel layer; "
+        f"{config['rounds']} rounds, tables truncated before every measurement. "
+        f"Ceiling: raw psycopg `COPY` of the same rows into the same table, one transaction per batch, "
+        f"same round. Target: {TARGET_ROWS_PER_SECOND:,} rows/s at 5000-row batches.",
+        "",
+        "Median of the rounds (rows/s over the whole sequence of requests; p50/p99 per request):",
+        "",
+        "| batch | requests/round | API rows/s | p50 ms | p99 ms | daphne CPU µs/row | COPY rows/s | COPY p50 ms "
+        "| API / COPY |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, case in cases.items():
+        lines.append(
+            f"| {label} | {case['requests_per_round']} | **{case['api_rows_per_second']:,.0f}** | "
+            f"{case['api_p50_ms']:.1f} | {case['api_p99_ms']:.1f} | {case['server_cpu_us_per_row']:,.0f} | "
+            f"{case['copy_rows_per_second']:,.0f} | {case['copy_p50_ms']:.1f} | {case['ratio_api_to_copy']:.2f} |"
+        )
+    lines += ["", "Every round (API rows/s · COPY rows/s · ratio):", "", "| batch | " + " | ".join(
+        f"round {i + 1}" for i in range(config["rounds"])
+    ) + " |", "|---|" + "---:|" * config["rounds"]]
+    for label, case in cases.items():
+        rounds = zip(case["api_rounds"], case["copy_rounds"], case["ratio_api_to_copy_per_round"], strict=True)
+        cells = [f"{a['rows_per_second']:,.0f} · {c['rows_per_second']:,.0f} · {r:.2f}" for a, c, r in rounds]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    target = cases["5000"]["api_rows_per_second"]
+    lines += [
+        "",
+        f"Target at 5000-row batches: {target:,.0f} rows/s "
+        f"({'met' if target >= TARGET_ROWS_PER_SECOND else 'NOT met'}; target {TARGET_ROWS_PER_SECOND:,}).",
+        "",
+        "Every measurement was verified: the table held exactly the rows sent (count and the sums of the four "
+        "counts), every returned id once, and the hourly rollups added up to the rows (API). The API also "
+        "maintains the hourly rollups and sends a push hint per commit; COPY does neither.",
+        f"Client: {report['client']['requests']} requests, {report['client']['reconnects']} reconnects. "
+        f"Wall time {report['wall_time_seconds']} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def machine_info(url: str) -> dict[str, Any]:
+    with psycopg.connect(url) as conn:
+        server = conn.execute("SHOW server_version").fetchone()[0]
+        synchronous_commit = conn.execute("SHOW synchronous_commit").fetchone()[0]
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "postgres": server,
+        "synchronous_commit": synchronous_commit,
+        "versions": {name: metadata.version(name) for name in ("django", "djangorestframework", "daphne", "psycopg")},
+    }
+
+
+def main() -> None:
+    started = time.perf_counter()
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    args = parse_args()
+    url = args.database_url
+    refuse_foreign_database(url)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    redis.Redis.from_url(args.redis_url).ping()
+    schema = prepare_schema(url, refill=False)
+    run_id = secrets.token_hex(4)
+    token_name = f"bench-ingest-{run_id}"
+    key = create_token(url, token_name)
+    prefix = f"bench-ingest-{run_id}"
+    server_cpu, client_cpu = cpu_plan()
+    port = free_port()
+    env = {
+        **django_env(url),
+        "REDIS_URL": args.redis_url,
+        "CHANNEL_LAYER_PREFIX": prefix,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    }
+    command = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "conflict_monitor.asgi:application"]
+    daphne = Service(
+        "daphne",
+        command,
+        env=env,
+        cpus=None if server_cpu is None else {server_cpu},
+        log_path=RESULTS / "ingest_throughput_daphne.log.tmp",
+    )
+    try:
+        wait_for_health(daphne, port, HEALTH_PATH)
+        with pinned_to(client_cpu):
+            measured = run_rounds(args, url, key, daphne, port)
+    finally:
+        daphne.stop()
+        cleanup_redis(args.redis_url, prefix)
+        with psycopg.connect(url) as conn:
+            conn.execute("DELETE FROM monitoring_idempotencyrecord")
+            conn.execute("DELETE FROM monitoring_ingesttoken WHERE name = %s", [token_name])
+    report = {
+        "benchmark": "ingest_throughput",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": {
+            "rounds": args.rounds,
+            "database": database_name(url),
+            "pinning": {"server_cpu": server_cpu, "client_cpu": client_cpu},
+            "warmup_requests_per_case": WARMUP_REQUESTS,
+            "target_rows_per_second": TARGET_ROWS_PER_SECOND,
+        },
+        "schema": schema,
+        **measured,
+        "machine": machine_info(url),
+        "code": code_state(None),
+    }
+    report["wall_time_seconds"] = round(time.perf_counter() - started, 1)
+    markdown = render_markdown(report)
+    write_atomically(RESULTS / "ingest_throughput.json", json.dumps(report, indent=2) + "\n")
+    write_atomically(RESULTS / "ingest_throughput.md", markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
