@@ -2,20 +2,26 @@
 
 The REST view, the management command (and the live feed) call :func:`pipeline_status` and only
 format its result. Sums and counts come from database aggregates; Python only turns a handful of
-aggregated numbers into rates and statuses.
+aggregated numbers into rates and statuses. The status's queries are hand-written SQL that runs on
+PostgreSQL and SQLite alike: building and compiling them with the ORM took longer than running them.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import Count, Max, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from monitoring.anomaly.series import recent_anomalies
 from monitoring.conf import Thresholds, default_window_hours, thresholds
@@ -93,59 +99,85 @@ def _quality_block(row: dict[str, Any], *, limits: Thresholds) -> dict[str, Any]
     }
 
 
-def _raw_aggregates() -> dict[str, Any]:
-    return {
-        **{field: Coalesce(Sum(field), 0) for field in COUNT_FIELDS},
-        "reports": Count("*"),
-        "last_updated": Max("timestamp"),
-    }
+_METRICS = DataQualityMetric._meta.db_table
+_ROLLUPS = HourlyRollup._meta.db_table
+_SUMMED = (*COUNT_FIELDS, "reports")
+_RAW_SUMS = ", ".join(f"SUM({field}) AS {field}" for field in COUNT_FIELDS)
+_ROLLUP_SUMS = ", ".join(f"SUM({field}) AS {field}" for field in _SUMMED)
+# Each part is summed per source on its own: the statement's final GROUP BY then merges a few rows per
+# source instead of hashing every index entry twice.
+# Identifiers come from the models and every value is a parameter, here and in the statements below.
+_RAW_SELECT = f'SELECT source, {_RAW_SUMS}, COUNT(*) AS reports, MAX("timestamp") AS newest FROM {_METRICS}'  # noqa: S608
+_RAW_RANGE = _RAW_SELECT + ' WHERE "timestamp" {} %s AND "timestamp" {} %s GROUP BY source'
+_ROLLUP_SELECT = f"SELECT source, {_ROLLUP_SUMS}, MAX(last_report_at) AS newest FROM {_ROLLUPS}"  # noqa: S608
+# The hour that holds the end of the window: its rollup equals its raw metrics when its newest report is
+# not after the end (nothing in that hour lies beyond the window), which is the steady state. Only the
+# sources with a report after the end, or a rollup from before last_report_at existed, read raw rows.
+_END_HOUR = f"""{_ROLLUP_SELECT} WHERE hour = %s AND last_report_at <= %s GROUP BY source
+    UNION ALL
+    {_RAW_SELECT}
+    WHERE "timestamp" >= %s AND "timestamp" <= %s AND source IN (
+        SELECT source FROM {_ROLLUPS} WHERE hour = %s AND (last_report_at IS NULL OR last_report_at > %s)
+    )
+    GROUP BY source"""  # noqa: S608
+_SUMS_BY_SOURCE = f"""SELECT source, {", ".join(f"SUM({field})" for field in _SUMMED)}, MAX(newest)
+FROM ({{parts}}) AS parts
+GROUP BY source"""  # noqa: S608
+_NEWEST = f'SELECT MAX("timestamp") FROM {_METRICS} WHERE "timestamp" <= %s'  # noqa: S608
 
 
-def _rollup_aggregates() -> dict[str, Any]:
-    return {
-        **{field: Coalesce(Sum(field), 0) for field in COUNT_FIELDS},
-        "reports": Coalesce(Sum("reports"), 0),
-        "last_updated": Max("last_report_at"),
-    }
+def _db_moment(value: datetime | str | None) -> datetime | None:
+    """A timestamp read with raw SQL: aware from PostgreSQL; naive UTC from SQLite (text for an aggregate)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _window_parts(*, start: datetime, end: datetime) -> tuple[list[str], list[datetime]]:
+    """The SELECTs whose rows, added up, are the metrics with ``start < timestamp <= end``."""
+    start_hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    end_hour = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if start_hour == end_hour:
+        return [_RAW_RANGE.format(">", "<=")], [start, end]
+    first_whole = start_hour + timedelta(hours=1)
+    parts = [_RAW_RANGE.format(">", "<"), _END_HOUR]
+    params = [start, first_whole, end_hour, end, end_hour, end, end_hour, end]
+    if first_whole < end_hour:
+        parts.append(f"{_ROLLUP_SELECT} WHERE hour >= %s AND hour < %s GROUP BY source")
+        params += [first_whole, end_hour]
+    return parts, params
 
 
 def window_sums(*, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Per-source sums of the metrics with ``start < timestamp <= end``, sorted by source.
 
-    Whole UTC hours come from the hourly rollups ingest keeps, and only the two partial hours at the
-    edges from the raw metrics, so the cost follows the window's length in hours, not the number of
-    stored metrics.
+    Whole UTC hours come from the hourly rollups ingest keeps, the partial hour at the start from the
+    raw metrics (a range scan of the covering index), and the partial hour at the end from its rollup
+    whenever that holds no report after ``end``. One statement, so the cost follows the window's length
+    in hours, not the number of stored metrics.
     """
-    first_whole = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    after_whole = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    parts, params = _window_parts(start=start, end=end)
+    statement = _SUMS_BY_SOURCE.format(parts="\n    UNION ALL\n    ".join(parts))
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [adapt(value) for value in params])
+        rows = cursor.fetchall()
+    sums = [
+        {"source": source, **dict(zip(_SUMMED, map(int, totals), strict=True)), "last_updated": _db_moment(newest)}
+        for source, *totals, newest in rows
+    ]
+    # Python's order, not the database collation's, as before: the same order on every backend.
+    return sorted((row for row in sums if row["reports"]), key=itemgetter("source"))
 
-    def raw(**window: datetime) -> QuerySet:
-        return DataQualityMetric.objects.filter(**window).values("source").annotate(**_raw_aggregates()).order_by()
 
-    if first_whole >= after_whole:
-        rows = list(raw(timestamp__gt=start, timestamp__lte=end))
-    else:
-        # Two range scans of the covering index in one round trip (an OR of the two would scan it all).
-        edges = raw(timestamp__gt=start, timestamp__lt=first_whole).union(
-            raw(timestamp__gte=after_whole, timestamp__lte=end), all=True
-        )
-        rolled = (
-            HourlyRollup.objects.filter(hour__gte=first_whole, hour__lt=after_whole)
-            .values("source")
-            .annotate(**_rollup_aggregates())
-            .order_by()
-        )
-        rows = [*edges, *rolled]
-    merged: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        into = merged.setdefault(row["source"], {"source": row["source"], "last_updated": None})
-        for field in (*COUNT_FIELDS, "reports"):
-            into[field] = into.get(field, 0) + row[field]
-        if row["last_updated"] is not None and (
-            into["last_updated"] is None or row["last_updated"] > into["last_updated"]
-        ):
-            into["last_updated"] = row["last_updated"]
-    return [merged[name] for name in sorted(merged) if merged[name]["reports"]]
+def newest_report(*, now: datetime) -> datetime | None:
+    """The newest metric timestamp not after ``now``, at any age."""
+    with connection.cursor() as cursor:
+        cursor.execute(_NEWEST, [connection.ops.adapt_datetimefield_value(now)])
+        (newest,) = cursor.fetchone()
+    return _db_moment(newest)
 
 
 def data_quality(*, now: datetime, window_hours: int, limits: Thresholds) -> dict[str, Any]:
@@ -153,7 +185,7 @@ def data_quality(*, now: datetime, window_hours: int, limits: Thresholds) -> dic
     # Totals add up the per-source sums, so they always agree with ``by_source``.
     totals: dict[str, Any] = {field: sum(row[field] for row in per_source) for field in (*COUNT_FIELDS, "reports")}
     # Newest report at any age: reports that stopped before the window began are stale, not "no data".
-    newest = DataQualityMetric.objects.filter(timestamp__lte=now).aggregate(newest=Max("timestamp"))["newest"]
+    newest = newest_report(now=now)
     totals["last_updated"] = newest
 
     block = _quality_block(totals, limits=limits)
@@ -180,51 +212,86 @@ def _failure_status(*, failure_rate: float, finished: int, limits: Thresholds) -
     return HEALTHY
 
 
+_RUNS = PipelineRun._meta.db_table
+_SCRAPE = PipelineRun.Stage.SCRAPE.value
+_FINISHED_IN_WINDOW = f"""SELECT COUNT(*) FROM {_RUNS} AS r
+        WHERE r.stage = '{_SCRAPE}' AND r.source = s.name AND r.finished_at > %s AND r.finished_at <= %s"""  # noqa: S608
+# One statement: the known sources with their window's finished and failed runs and their running and
+# stuck runs. Per source, the counts are range scans of per-source indexes (the failed runs have their
+# own small one), so no run is hashed or read twice. Stage and status are the models' constants written
+# into the text, so PostgreSQL can match the partial indexes; the window bounds are parameters.
+_SCRAPE_SOURCES = f"""SELECT s.name, s.last_run_at, s.last_success_at, s.last_failure_at, s.last_error,
+    ({_FINISHED_IN_WINDOW}),
+    ({_FINISHED_IN_WINDOW} AND r.status = '{PipelineRun.Status.FAILED.value}'),
+    COALESCE(running.runs, 0), COALESCE(running.stuck, 0)
+FROM {ScrapeSource._meta.db_table} AS s
+LEFT JOIN (
+    SELECT source, COUNT(*) AS runs, SUM(CASE WHEN started_at <= %s THEN 1 ELSE 0 END) AS stuck
+    FROM {_RUNS} WHERE stage = '{_SCRAPE}' AND status = '{PipelineRun.Status.RUNNING.value}' GROUP BY source
+) AS running ON running.source = s.name
+WHERE s.last_run_at > %s
+ORDER BY s.name"""  # noqa: S608
+_SCRAPE_FIELDS = (
+    "name",
+    "last_run_at",
+    "last_success_at",
+    "last_failure_at",
+    "last_error",
+    "finished",
+    "failed",
+    "running",
+    "stuck",
+)
+
+
+def _scrape_rows(*, now: datetime, window_hours: int, limits: Thresholds) -> list[dict[str, Any]]:
+    """Known sources (a run within the retirement period), by name, with their run counts."""
+    window = [now - timedelta(hours=window_hours), now]
+    params = [
+        *window,
+        *window,
+        now - timedelta(seconds=limits.run_timeout_seconds),
+        now - timedelta(seconds=limits.source_retire_after_seconds),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_SCRAPE_SOURCES, [connection.ops.adapt_datetimefield_value(value) for value in params])
+        rows = cursor.fetchall()
+    return [dict(zip(_SCRAPE_FIELDS, _with_moments(values), strict=True)) for values in rows]
+
+
+def _with_moments(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    name, last_run, last_success, last_failure, *rest = values
+    return (name, _db_moment(last_run), _db_moment(last_success), _db_moment(last_failure), *rest)
+
+
+def _source_health(row: dict[str, Any], *, now: datetime, limits: Thresholds) -> dict[str, Any]:
+    last_success = row["last_success_at"]
+    stale = last_success is None or (now - last_success).total_seconds() > limits.source_stale_after_seconds
+    failure_rate = rate(numerator=row["failed"], denominator=row["finished"])
+    return {
+        "source": row["name"],
+        "status": worst(
+            _failure_status(failure_rate=failure_rate, finished=row["finished"], limits=limits),
+            DEGRADED if stale or row["stuck"] else HEALTHY,
+        ),
+        "last_run": isoformat(row["last_run_at"]),
+        "last_success": isoformat(last_success),
+        "last_failure": isoformat(row["last_failure_at"]),
+        "last_error": row["last_error"],
+        "stale": stale,
+        "failure_rate": failure_rate,
+        "finished_runs": row["finished"],
+        "failed_runs": row["failed"],
+        "running_runs": row["running"],
+        "stuck_runs": row["stuck"],
+    }
+
+
 def scraping_health(*, now: datetime, window_hours: int, limits: Thresholds) -> dict[str, Any]:
-    start = now - timedelta(hours=window_hours)
-    known = ScrapeSource.objects.filter(last_run_at__gt=now - timedelta(seconds=limits.source_retire_after_seconds))
-    scrapes = PipelineRun.objects.filter(stage=PipelineRun.Stage.SCRAPE)
-    finished = {
-        row["source"]: row
-        for row in scrapes.filter(finished_at__gt=start, finished_at__lte=now)
-        .values("source")
-        .annotate(finished=Count("pk"), failed=Count("pk", filter=Q(status=PipelineRun.Status.FAILED)))
-    }
-    running = {
-        row["source"]: row
-        for row in scrapes.filter(status=PipelineRun.Status.RUNNING)
-        .values("source")
-        .annotate(
-            running=Count("pk"),
-            stuck=Count("pk", filter=Q(started_at__lte=now - timedelta(seconds=limits.run_timeout_seconds))),
-        )
-    }
-    sources = []
-    for source in known.order_by("name"):
-        counts = finished.get(source.name, {"finished": 0, "failed": 0})
-        active = running.get(source.name, {"running": 0, "stuck": 0})
-        last_success = source.last_success_at
-        stale = last_success is None or (now - last_success).total_seconds() > limits.source_stale_after_seconds
-        failure_rate = rate(numerator=counts["failed"], denominator=counts["finished"])
-        sources.append(
-            {
-                "source": source.name,
-                "status": worst(
-                    _failure_status(failure_rate=failure_rate, finished=counts["finished"], limits=limits),
-                    DEGRADED if stale or active["stuck"] else HEALTHY,
-                ),
-                "last_run": isoformat(source.last_run_at),
-                "last_success": isoformat(last_success),
-                "last_failure": isoformat(source.last_failure_at),
-                "last_error": source.last_error,
-                "stale": stale,
-                "failure_rate": failure_rate,
-                "finished_runs": counts["finished"],
-                "failed_runs": counts["failed"],
-                "running_runs": active["running"],
-                "stuck_runs": active["stuck"],
-            }
-        )
+    sources = [
+        _source_health(row, now=now, limits=limits)
+        for row in _scrape_rows(now=now, window_hours=window_hours, limits=limits)
+    ]
     status = worst(*(s["status"] for s in sources))
     if sources and all(s["stale"] for s in sources):
         status = CRITICAL  # with every scraper silent, no new event can enter the pipeline
@@ -296,35 +363,99 @@ def list_runs(
 _SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2}
 
 
-def alert_dict(alert: Alert) -> dict[str, Any]:
+# The alert's own columns that its document shows; the active-alerts query selects them in this order.
+_ALERT_COLUMNS = (
+    "id",
+    "fingerprint",
+    "rule_name",
+    "source",
+    "severity",
+    "state",
+    "summary",
+    "evidence",
+    "first_seen",
+    "last_seen",
+    "occurrences",
+    "silenced",
+    "inhibited",
+    "acknowledged_at",
+    "acknowledge_comment",
+    "resolved_at",
+    "resolve_comment",
+)
+
+
+def _alert_document(values: dict[str, Any], *, acknowledged_by: str | None, resolved_by: str | None) -> dict[str, Any]:
     return {
-        "id": alert.pk,
-        "fingerprint": alert.fingerprint,
-        "rule": alert.rule_name,
-        "source": alert.source or None,
-        "severity": alert.severity,
-        "state": alert.state,
-        "summary": alert.summary,
-        "evidence": alert.evidence,
-        "first_seen": isoformat(alert.first_seen),
-        "last_seen": isoformat(alert.last_seen),
-        "occurrences": alert.occurrences,
-        "silenced": alert.silenced,
-        "inhibited": alert.inhibited,
-        "acknowledged_by": alert.acknowledged_by.get_username() if alert.acknowledged_by else None,
-        "acknowledged_at": isoformat(alert.acknowledged_at),
-        "acknowledge_comment": alert.acknowledge_comment,
-        "resolved_by": alert.resolved_by.get_username() if alert.resolved_by else None,
-        "resolved_at": isoformat(alert.resolved_at),
-        "resolve_comment": alert.resolve_comment,
+        "id": values["id"],
+        "fingerprint": values["fingerprint"],
+        "rule": values["rule_name"],
+        "source": values["source"] or None,
+        "severity": values["severity"],
+        "state": values["state"],
+        "summary": values["summary"],
+        "evidence": values["evidence"],
+        "first_seen": isoformat(values["first_seen"]),
+        "last_seen": isoformat(values["last_seen"]),
+        "occurrences": values["occurrences"],
+        "silenced": values["silenced"],
+        "inhibited": values["inhibited"],
+        "acknowledged_by": acknowledged_by,
+        "acknowledged_at": isoformat(values["acknowledged_at"]),
+        "acknowledge_comment": values["acknowledge_comment"],
+        "resolved_by": resolved_by,
+        "resolved_at": isoformat(values["resolved_at"]),
+        "resolve_comment": values["resolve_comment"],
     }
+
+
+def alert_dict(alert: Alert) -> dict[str, Any]:
+    return _alert_document(
+        {column: getattr(alert, column) for column in _ALERT_COLUMNS},
+        acknowledged_by=alert.acknowledged_by.get_username() if alert.acknowledged_by else None,
+        resolved_by=alert.resolved_by.get_username() if alert.resolved_by else None,
+    )
+
+
+@lru_cache(maxsize=1)
+def _active_alerts_sql() -> str:
+    """Active alerts with the usernames of who acknowledged / resolved them (built once the user model is known)."""
+    user = get_user_model()._meta
+    username = user.get_field(get_user_model().USERNAME_FIELD).column
+    columns = ", ".join(f"a.{column}" for column in _ALERT_COLUMNS)
+    states = ", ".join(f"'{state}'" for state in (Alert.State.FIRING.value, Alert.State.ACKNOWLEDGED.value))
+    # Identifiers come from the models, the states are the model's constants.
+    return (
+        f"SELECT {columns}, ack.{username}, res.{username} FROM {Alert._meta.db_table} AS a "  # noqa: S608
+        f"LEFT JOIN {user.db_table} AS ack ON ack.{user.pk.column} = a.acknowledged_by_id "
+        f"LEFT JOIN {user.db_table} AS res ON res.{user.pk.column} = a.resolved_by_id "
+        f"WHERE a.state IN ({states}) ORDER BY a.id"
+    )
+
+
+def _alert_values(row: tuple[Any, ...]) -> dict[str, Any]:
+    """Raw columns as the model would read them: JSON decoded, booleans and timestamps on every backend."""
+    values = dict(zip(_ALERT_COLUMNS, row, strict=False))
+    if isinstance(values["evidence"], str):
+        values["evidence"] = json.loads(values["evidence"])
+    for name in ("silenced", "inhibited"):
+        values[name] = bool(values[name])
+    for name in ("first_seen", "last_seen", "acknowledged_at", "resolved_at"):
+        values[name] = _db_moment(values[name])
+    return values
 
 
 def active_alerts() -> list[dict[str, Any]]:
     """Firing and acknowledged alerts, most severe first, newest first within a severity."""
-    alerts = Alert.objects.filter(state__in=["firing", "acknowledged"]).select_related("acknowledged_by", "resolved_by")
-    ordered = sorted(alerts, key=lambda a: (_SEVERITY_ORDER[a.severity], -a.last_seen.timestamp()))
-    return [alert_dict(alert) for alert in ordered]
+    with connection.cursor() as cursor:
+        cursor.execute(_active_alerts_sql())
+        rows = cursor.fetchall()
+    alerts = [(_alert_values(row), row[-2], row[-1]) for row in rows]
+    alerts.sort(key=lambda alert: (_SEVERITY_ORDER[alert[0]["severity"]], -alert[0]["last_seen"].timestamp()))
+    return [
+        _alert_document(values, acknowledged_by=acknowledged_by, resolved_by=resolved_by)
+        for values, acknowledged_by, resolved_by in alerts
+    ]
 
 
 def list_alerts(

@@ -43,8 +43,12 @@ class PipelineRun(models.Model):
         indexes = [
             models.Index(fields=["stage", "source", "started_at"], name="run_stage_source_started"),
             models.Index(fields=["started_at"], name="run_started"),
-            # Failure rates count runs that finished inside the window.
-            models.Index(fields=["stage", "finished_at"], name="run_stage_finished"),
+            # Failure rates count, per source, the runs that finished inside the window, and of those the
+            # failed ones: two index-only range scans per source (the failed runs' index is small).
+            models.Index(fields=["stage", "source", "finished_at"], name="run_stage_source_finished"),
+            models.Index(
+                fields=["stage", "source", "finished_at"], condition=Q(status="failed"), name="run_failed_finished"
+            ),
             # Running and stuck runs: few rows, found without touching finished history.
             models.Index(fields=["stage", "source"], condition=Q(status="running"), name="run_running"),
         ]

@@ -276,7 +276,7 @@ def test_query_count_does_not_grow_with_sources(django_assert_num_queries, now):
     for i in range(20):
         DataQualityMetricFactory(source=f"source-{i}")
         PipelineRunFactory(source=f"source-{i}")
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(5):
         status = pipeline_status(now=timezone.now())
     assert len(status["data_quality"]["by_source"]) == 20
     assert len(status["scraping_health"]["sources"]) == 20
