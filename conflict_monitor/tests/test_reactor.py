@@ -93,3 +93,14 @@ def test_several_slow_readers_at_once_each_get_their_whole_stream(server_port):
             while data := client.recv(1 << 20):
                 parts.append(data)
         assert hashlib.sha256(b"".join(parts)).digest() == expected
+
+
+def test_the_launcher_settles_the_heap_once_the_server_runs():
+    """Startup's objects are frozen out of later full collections and young collections are rarer:
+    the full-collection pauses that walked every socket's objects no longer hit a busy server."""
+    probe = (
+        "import gc; from conflict_monitor import serve; serve.settle_heap(); "
+        "print(gc.get_freeze_count() > 0, gc.get_threshold() == serve.GC_THRESHOLDS)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["True", "True"], out.stderr
