@@ -53,6 +53,8 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     # Frames offered while a client request or a gap fill is under way; ``None`` when nothing is.
     backlog: deque[Frame] | None = None
     drainer: asyncio.Future | None = None
+    # A send failed: the client is closing, and its disconnect (which leaves the fan-out) is on its way.
+    closing = False
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -162,11 +164,14 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         so one socket's history lookup never holds up the frame for every other socket.
         """
         state = self.topics.get(frame.topic)
-        if state is None:
+        if state is None or self.closing:
             return
         if self.backlog is None:
             if state.epoch == frame.epoch and frame.seq == state.seq + 1:
-                await self._send_frame(state, frame)
+                try:
+                    await self._send_frame(state, frame)
+                except Exception:
+                    self._closing()
                 return
             self.backlog = deque(maxlen=settings.WEBSOCKET_HISTORY_LENGTH)
             self.drainer = asyncio.ensure_future(self._drain())
@@ -174,8 +179,17 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         self.backlog.append(frame)
 
     async def _drain(self) -> None:
-        async with self._in_order():
-            pass
+        try:
+            async with self._in_order():
+                pass
+        except Exception:
+            self._closing()
+
+    def _closing(self) -> None:
+        # The server refuses frames once the client's close has begun (daphne: "Attempt to send on a
+        # closed protocol"); the rest of the frames are not for this socket.
+        self.closing = True
+        logger.debug("a frame could not be sent; the socket is closing", exc_info=True)
 
     @asynccontextmanager
     async def _in_order(self):

@@ -258,6 +258,28 @@ async def test_frames_published_during_a_slow_request_follow_its_reply_in_order(
     await feed.disconnect()
 
 
+async def test_a_socket_whose_send_fails_is_skipped_and_the_others_keep_receiving():
+    """A client that has begun closing makes the server refuse frames: its consumer stops taking
+    them at the first failure (no error per frame) and every other client still gets each frame."""
+    from monitoring.feed.fanout import get_fanout
+
+    closing, healthy = await open_feed(), await open_feed()
+    await recv(closing), await recv(healthy)
+    consumers = list(get_fanout().members["status"])
+    attempts = []
+
+    async def refuse(message):
+        attempts.append(message)
+        raise RuntimeError("Attempt to send on a closed protocol")
+
+    consumers[0].base_send = refuse
+    frames = await _publish_n(3)
+    assert [(await recv(healthy))["seq"] for _ in range(3)] == [f.seq for f in frames]
+    assert len(attempts) == 1 and consumers[0].closing
+    await closing.disconnect(), await healthy.disconnect()
+    assert "status" not in get_fanout().members
+
+
 async def test_resume_outside_the_history_gets_resync_and_a_fresh_snapshot(settings):
     settings.WEBSOCKET_HISTORY_LENGTH = 10
     frames = await _publish_n(40)
