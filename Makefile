@@ -10,7 +10,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint demo clean bench status-bench live-feed-bench anomaly-eval
+.PHONY: run test lint demo clean bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,19 +46,32 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/conflict_monitor_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 ## bench: every benchmark (about 10 minutes); figures and tables in bench/results/
-bench: status-bench live-feed-bench anomaly-eval
+bench: status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench
 
-## status-bench: status endpoint latency on 1 M metric rows (PostgreSQL)
+## status-bench: status endpoint latency on 1 M and on 10 M metric rows (PostgreSQL; the 10 M fill in its own database <name>_10m, so each size reuses its fill)
 status-bench: $(VENV)/.installed
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/status_latency.py
+	DATABASE_URL=$(BENCH_DATABASE_URL)_10m $(PY) bench/status_latency.py --rows 10000000 --long-window-calls 20
 
-## live-feed-bench: snapshot, ingest -> receipt and fan-out against real daphne, broadcaster, Redis and PostgreSQL, with a plain websockets server as the baseline
+## live-feed-bench: snapshot, ingest -> receipt at 1,000 clients, fan-out at 100-10,000 clients (connects/s, RSS, latency, sustained broadcasts/s) on git HEAD against real servers, with a plain websockets server as the baseline (~7 min; PROFILE=1 adds py-spy and strace)
 live-feed-bench: $(VENV)/.installed
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(PY) bench/live_feed.py
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(PY) bench/live_feed.py $(if $(PROFILE),--profile)
 
 ## anomaly-eval: precision/recall of the anomaly detector versus a z-score baseline (bench/results/anomaly_eval.*)
 anomaly-eval: $(VENV)/.installed
 	$(PY) bench/anomaly_eval.py
+
+## ingest-bench: rows/s of POST /api/v1/monitoring/metrics at batches of 1-5000 versus a raw COPY (own database conflict_monitor_bench_ingest, truncated; about 1 minute)
+ingest-bench: $(VENV)/.installed
+	$(PY) bench/ingest_throughput.py --redis-url $(BENCH_REDIS_URL)
+
+## db-per-tick-bench: SQL statements and CPU per tick, broadcaster versus naive per-connection loops, at 10/100/1000 clients (own database conflict_monitor_bench_ticks; about 1.5 minutes)
+db-per-tick-bench: $(VENV)/.installed
+	$(PY) bench/db_per_tick.py --redis-url $(BENCH_REDIS_URL)
+
+## connection-memory-bench: RSS and Python heap per open live-feed socket, by the package that allocates it (about 1 minute)
+connection-memory-bench: $(VENV)/.installed
+	REDIS_URL=$(BENCH_REDIS_URL) $(PY) bench/connection_memory.py
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 test-artifacts
