@@ -17,11 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from twisted.internet.asyncioreactor import AsyncioSelectorReactor
 from twisted.internet.main import installReactor
 
+_ABSENT = object()
+
 
 class FlushingAsyncioReactor(AsyncioSelectorReactor):
     def __init__(self, eventloop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(eventloop)
         self._due: dict = {}  # writers with data since the last flush, in write order
+        self._flushing: dict = {}  # the batch being flushed: a writer removed meanwhile is skipped
         self._current = None  # the writer being flushed
         self._current_wants_more = False
 
@@ -36,20 +39,26 @@ class FlushingAsyncioReactor(AsyncioSelectorReactor):
         if writer is self._current:
             self._current_wants_more = False
         self._due.pop(writer, None)
+        self._flushing.pop(writer, None)
         super().removeWriter(writer)  # a no-op unless epoll watches it
 
     def getWriters(self) -> list:
-        return list(self._due) + super().getWriters()
+        pending = [*self._due, *self._flushing, *([self._current] if self._current is not None else [])]
+        return pending + super().getWriters()
 
     def removeAll(self) -> list:
-        due = list(self._due)
+        pending = {**self._due, **self._flushing}
         self._due.clear()
+        self._flushing.clear()
         removed = super().removeAll()
-        return removed + [writer for writer in due if writer not in removed]
+        known = set(removed)
+        return removed + [writer for writer in pending if writer not in known]
 
     def _flush(self) -> None:
-        due, self._due = self._due, {}
-        for writer in due:
+        self._flushing, self._due = self._due, {}
+        for writer in list(self._flushing):
+            if self._flushing.pop(writer, _ABSENT) is _ABSENT:
+                continue  # removed while an earlier writer was flushed
             self._current, self._current_wants_more = writer, True
             try:
                 # doWrite with the asyncio reactor's own error handling: a failed send disconnects

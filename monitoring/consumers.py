@@ -57,6 +57,14 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     closing = False
 
     # --- lifecycle ----------------------------------------------------------------------------
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when a handler raised or the server cancelled the socket: nothing it held may leak
+            # (its fan-out membership, its connection slot, the open-sockets gauge).
+            await self._release()
+
     async def connect(self) -> None:
         self.topics = {}
         self.fanout = get_fanout()
@@ -108,24 +116,30 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=events.CLOSE_RECONNECT)
 
     async def disconnect(self, code: int) -> None:
+        await self._release()
+
+    async def _release(self) -> None:
+        """Give back everything the socket holds. Runs twice (disconnect, then the end of the
+        socket); all state is detached before the first await, so a cancellation leaks nothing."""
+        self.closing = True
         if self.counted:
             telemetry.WS_CONNECTIONS.dec()
             self.counted = False
         if self.expiry is not None:
             self.expiry.cancel()
+            self.expiry = None
         if self.drainer is not None:
             self.drainer.cancel()
-        for topic in list(getattr(self, "topics", {})):
+            self.drainer = None
+        topics, self.topics = getattr(self, "topics", {}), {}
+        slot_ip, self.slot_ip = self.slot_ip, None
+        if topics:
+            await self.fanout.leave(self, *topics)
+        if slot_ip is not None:
             try:
-                await self.fanout.leave(topic, self)
-            except Exception:
-                logger.warning("leaving %s failed", topic, exc_info=True)
-        if self.slot_ip is not None:
-            try:
-                await get_connection_registry().release(ip=self.slot_ip)
+                await get_connection_registry().release(ip=slot_ip)
             except Exception:
                 logger.warning("could not release a connection slot", exc_info=True)
-            self.slot_ip = None
 
     async def _auth_refusal(self, query: dict[str, list[str]]) -> int | None:
         if settings.MONITORING_PUBLIC_READ:
@@ -168,10 +182,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             return
         if self.backlog is None:
             if state.epoch == frame.epoch and frame.seq == state.seq + 1:
-                try:
-                    await self._send_frame(state, frame)
-                except Exception:
-                    self._closing()
+                await self._send_frame(state, frame)
                 return
             self.backlog = deque(maxlen=settings.WEBSOCKET_HISTORY_LENGTH)
             self.drainer = asyncio.ensure_future(self._drain())
@@ -183,13 +194,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             async with self._in_order():
                 pass
         except Exception:
-            self._closing()
-
-    def _closing(self) -> None:
-        # The server refuses frames once the client's close has begun (daphne: "Attempt to send on a
-        # closed protocol"); the rest of the frames are not for this socket.
-        self.closing = True
-        logger.debug("a frame could not be sent; the socket is closing", exc_info=True)
+            logger.exception("delivering the backlog failed; the next frame fills the gap")
 
     @asynccontextmanager
     async def _in_order(self):
@@ -258,10 +263,19 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     async def _send_frame(self, state: _TopicState, frame: Frame) -> None:
         state.epoch, state.seq = frame.epoch, frame.seq
         telemetry.WS_FRAMES_SENT.inc()
-        await self.base_send({"type": "websocket.send", "text": frame.text})
+        await self._send(frame.text)
 
     async def _send(self, text: str) -> None:
-        await self.send(text_data=text)
+        """Every frame to the client goes through here (ASGI send, no wrapper in between)."""
+        if self.closing:
+            return
+        try:
+            await self.base_send({"type": "websocket.send", "text": text})
+        except Exception:
+            # The server refuses frames once the client's close has begun (daphne: "Attempt to send on
+            # a closed protocol"); the socket's disconnect follows, and nothing more is for it.
+            self.closing = True
+            logger.debug("a frame could not be sent; the socket is closing", exc_info=True)
 
     def _epoch(self) -> str:
         state = self.topics.get(events.STATUS_TOPIC)
@@ -370,7 +384,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
 
     async def _unsubscribe(self, topic: str) -> None:
         if self.topics.pop(topic, None) is not None:
-            await self.fanout.leave(topic, self)
+            await self.fanout.leave(self, topic)
         await self._send(events.unsubscribed(epoch=self._epoch(), topic=topic, topics=sorted(self.topics)))
 
     async def _resume(self, topic: str, state: _TopicState, *, since_seq: int, epoch: str) -> None:
@@ -395,7 +409,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         await self._send(events.resumed(epoch=epoch, topic=topic, since_seq=since_seq, replayed=len(missed)))
         telemetry.WS_FRAMES_SENT.inc(len(missed))
         for frame in missed:
-            await self.send(text_data=frame.text)
+            await self._send(frame.text)
         last = missed[-1].seq if missed else since_seq
         if state.epoch == epoch:
             state.seq = max(state.seq, last)

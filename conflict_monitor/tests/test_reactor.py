@@ -104,3 +104,44 @@ def test_the_launcher_settles_the_heap_once_the_server_runs():
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["True", "True"], out.stderr
+
+
+FLUSH_ORDER = r"""
+import asyncio, socket
+from conflict_monitor.reactor import FlushingAsyncioReactor
+
+loop = asyncio.new_event_loop()
+reactor = FlushingAsyncioReactor(loop)
+calls = []
+
+
+class Writer:
+    def __init__(self, name, on_write=None):
+        self.name, self.on_write = name, on_write
+        self.sock, self.peer = socket.socketpair()
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def doWrite(self):
+        calls.append(self.name)
+        if self.on_write:
+            self.on_write()
+        reactor.removeWriter(self)  # everything written: what a finished transport does
+
+
+b = Writer("b")
+a = Writer("a", on_write=lambda: reactor.removeWriter(b))  # a's callbacks drop b mid-flush
+c = Writer("c")
+for writer in (a, b, c):
+    reactor.addWriter(writer)
+print(len(reactor.getWriters()))
+loop.call_soon(loop.stop)
+loop.run_forever()
+print(",".join(calls), len(reactor.getWriters()))
+"""
+
+
+def test_one_flush_writes_each_pending_socket_once_in_write_order_and_skips_one_removed_meanwhile():
+    out = subprocess.run([sys.executable, "-c", FLUSH_ORDER], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["3", "a,c", "0"], out.stderr

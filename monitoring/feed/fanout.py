@@ -22,8 +22,9 @@ from monitoring.feed.frames import Frame, frame_from_event
 logger = logging.getLogger(__name__)
 
 # Re-joining every group this often keeps memberships alive on layers that expire them (the
-# in-memory layer's group_expiry is a day), and restores any a layer lost.
+# in-memory layer's group_expiry is a day).
 REJOIN_EVERY = 3600.0
+_ABSENT = object()
 
 
 class Subscriber(Protocol):
@@ -51,17 +52,26 @@ class Fanout:
                     members = self.members[topic] = {}
         members[member] = None
 
-    async def leave(self, topic: str, member: Subscriber) -> None:
-        members = self.members.get(topic)
-        if members is None or member not in members:
-            return
-        del members[member]
-        if members:
-            return
-        async with self._lock:
-            if self.members.get(topic) == {}:
+    async def leave(self, member: Subscriber, *topics: str) -> None:
+        """Stop offering ``member`` the frames of ``topics``. Never raises.
+
+        The member is detached from every topic before the first await, so a leave cancelled midway
+        (a server timing out a closing socket) never leaves it registered anywhere.
+        """
+        emptied = []
+        for topic in topics:
+            members = self.members.get(topic)
+            if members is not None and members.pop(member, _ABSENT) is not _ABSENT and not members:
+                emptied.append(topic)
+        for topic in emptied:
+            async with self._lock:
+                if self.members.get(topic) != {}:
+                    continue  # a join came in meanwhile
                 del self.members[topic]
-                await self.layer.group_discard(group_name(topic), self.channel)
+                try:
+                    await self.layer.group_discard(group_name(topic), self.channel)
+                except Exception:
+                    logger.warning("could not leave the group of %s", topic, exc_info=True)
 
     def close(self) -> None:
         for task in (self._reader, self._rejoin):
@@ -78,14 +88,13 @@ class Fanout:
     async def _read(self) -> None:
         while True:
             try:
-                event = await self.layer.receive(self.channel)
+                frame = frame_from_event(await self.layer.receive(self.channel))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.warning("feed fan-out could not read its channel; retrying in 1 s", exc_info=True)
                 await asyncio.sleep(1)
                 continue
-            frame = frame_from_event(event)
             if frame is None:
                 continue
             for member in list(self.members.get(frame.topic, ())):
@@ -98,10 +107,13 @@ class Fanout:
         while True:
             await asyncio.sleep(REJOIN_EVERY)
             for topic in list(self.members):
-                try:
-                    await self.layer.group_add(group_name(topic), self.channel)
-                except Exception:
-                    logger.warning("could not renew the fan-out's membership of %s", topic, exc_info=True)
+                async with self._lock:
+                    if not self.members.get(topic):
+                        continue  # left since the list was taken
+                    try:
+                        await self.layer.group_add(group_name(topic), self.channel)
+                    except Exception:
+                        logger.warning("could not renew the fan-out's membership of %s", topic, exc_info=True)
 
 
 _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Fanout] = weakref.WeakKeyDictionary()

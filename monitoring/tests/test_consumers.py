@@ -280,6 +280,31 @@ async def test_a_socket_whose_send_fails_is_skipped_and_the_others_keep_receivin
     assert "status" not in get_fanout().members
 
 
+async def test_a_handler_that_raises_still_gives_back_the_membership_slot_and_gauge(settings, monkeypatch):
+    """However a socket ends, what it held is released: otherwise a crashed consumer would keep its
+    fan-out membership and its connection slot for the life of the process."""
+    from monitoring import telemetry
+    from monitoring.consumers import PipelineStatusConsumer
+    from monitoring.feed.fanout import get_fanout
+    from monitoring.feed.registry import get_connection_registry
+
+    settings.WEBSOCKET_MAX_CONNECTIONS = 1
+    gauge = telemetry.WS_CONNECTIONS._value.get()
+    feed = await open_feed()
+    await recv(feed)
+
+    async def broken(self, text_data=None, bytes_data=None, **kwargs):
+        raise RuntimeError("a handler bug")
+
+    monkeypatch.setattr(PipelineStatusConsumer, "receive", broken)
+    await send(feed, {"type": "ping"})
+    with pytest.raises(RuntimeError, match="a handler bug"):
+        await feed.wait(timeout=3)
+    assert "status" not in get_fanout().members
+    assert telemetry.WS_CONNECTIONS._value.get() == gauge
+    assert await get_connection_registry().acquire(ip="127.0.0.1") == "accepted"  # the one slot is free
+
+
 async def test_resume_outside_the_history_gets_resync_and_a_fresh_snapshot(settings):
     settings.WEBSOCKET_HISTORY_LENGTH = 10
     frames = await _publish_n(40)

@@ -53,7 +53,7 @@ async def test_many_subscribers_of_a_topic_cost_one_layer_membership():
     await until(lambda: all(len(s.frames) == 3 for s in subscribers))
     assert all(s.frames == published for s in subscribers)
     for subscriber in subscribers:
-        await fanout.leave("status", subscriber)
+        await fanout.leave(subscriber, "status")
 
 
 async def test_frames_reach_only_the_subscribers_of_their_topic():
@@ -66,8 +66,8 @@ async def test_frames_reach_only_the_subscribers_of_their_topic():
     await until(lambda: status.frames and source.frames)
     assert [f.topic for f in status.frames] == ["status"]
     assert [f.topic for f in source.frames] == ["source:acled"]
-    await fanout.leave("status", status)
-    await fanout.leave("source:acled", source)
+    await fanout.leave(status, "status")
+    await fanout.leave(source, "source:acled")
 
 
 async def test_a_failing_subscriber_does_not_stop_delivery_to_the_others():
@@ -78,15 +78,15 @@ async def test_a_failing_subscriber_does_not_stop_delivery_to_the_others():
     await publish(topic="status", data={"n": 1})
     await publish(topic="status", data={"n": 2})
     await until(lambda: len(healthy.frames) == 2)
-    await fanout.leave("status", broken)
-    await fanout.leave("status", healthy)
+    await fanout.leave(broken, "status")
+    await fanout.leave(healthy, "status")
 
 
 async def test_the_last_leave_drops_the_membership_and_a_new_join_restores_it():
     fanout = get_fanout()
     first, second = Recorder(), Recorder()
     await fanout.join("alerts", first)
-    await fanout.leave("alerts", first)
+    await fanout.leave(first, "alerts")
     assert layer_members(fanout, "alerts") == set()
     assert "alerts" not in fanout.members
     await publish(topic="alerts", data={"alerts": []})
@@ -94,12 +94,12 @@ async def test_the_last_leave_drops_the_membership_and_a_new_join_restores_it():
     frame = await publish(topic="alerts", data={"alerts": [1]})
     await until(lambda: second.frames)
     assert second.frames == [frame] and first.frames == []
-    await fanout.leave("alerts", second)
+    await fanout.leave(second, "alerts")
 
 
 async def test_leaving_a_topic_never_joined_is_harmless():
     fanout = get_fanout()
-    await fanout.leave("status", Recorder())
+    await fanout.leave(Recorder(), "status")
     assert fanout.members == {}
 
 
@@ -114,4 +114,37 @@ async def test_a_membership_the_layer_lost_is_renewed(monkeypatch):
     frame = await publish(topic="status", data={"n": 1})
     await until(lambda: subscriber.frames)
     assert subscriber.frames == [frame]
-    await fanout.leave("status", subscriber)
+    await fanout.leave(subscriber, "status")
+
+
+async def test_a_cancelled_leave_still_detaches_the_member_from_every_topic(monkeypatch):
+    """A server that cancels a closing socket mid-leave must not leave it registered anywhere."""
+    fanout = get_fanout()
+    subscriber = Recorder()
+    for topic in ("status", "alerts", "source:acled"):
+        await fanout.join(topic, subscriber)
+    entered = asyncio.Event()
+
+    async def stuck_discard(group, channel):
+        entered.set()
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(fanout.layer, "group_discard", stuck_discard, raising=False)
+    leaving = asyncio.ensure_future(fanout.leave(subscriber, "status", "alerts", "source:acled"))
+    await asyncio.wait_for(entered.wait(), timeout=3)
+    leaving.cancel()
+    assert all(subscriber not in members for members in fanout.members.values())
+
+
+async def test_a_failing_group_discard_is_logged_and_the_member_is_gone(monkeypatch, caplog):
+    fanout = get_fanout()
+    subscriber = Recorder()
+    await fanout.join("status", subscriber)
+
+    async def layer_down(group, channel):
+        raise ConnectionError("channel layer unreachable")
+
+    monkeypatch.setattr(fanout.layer, "group_discard", layer_down, raising=False)
+    await fanout.leave(subscriber, "status")
+    assert "status" not in fanout.members
+    assert "could not leave the group of status" in caplog.text
