@@ -276,7 +276,13 @@ def test_simulated_outage_renders_every_panel(servers, open_page):
     page = open_page()
     wait_live(page)
     expect(page.get_by_test_id("scraping-table").locator("tbody tr")).to_have_count(5)
-    expect(page.get_by_test_id("quality-table").locator('tr[data-source="gdelt"]')).to_contain_text("Critical")
+    # How far the 6-hour outage pulls gdelt's 24-hour rate depends on the time of day (traffic is
+    # diurnal): below the critical threshold by day, only below the warning one around midnight UTC.
+    gdelt = next(row for row in servers.status()["data_quality"]["by_source"] if row["source"] == "gdelt")
+    assert gdelt["status"] in ("critical", "degraded"), gdelt
+    expect(page.get_by_test_id("quality-table").locator('tr[data-source="gdelt"]')).to_contain_text(
+        gdelt["status"].capitalize()
+    )
     expect(page.get_by_test_id("alerts-list").get_by_test_id("alert").first).to_be_visible(timeout=5000)
     expect(page.get_by_test_id("trends-summary")).to_contain_text("Last 24 h", timeout=5000)
     page.get_by_role("button", name="30 d").click()
