@@ -53,7 +53,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     # Frames offered while a client request or a gap fill is under way; ``None`` when nothing is.
     backlog: deque[Frame] | None = None
     drainer: asyncio.Future | None = None
-    # A send failed: the client is closing, and its disconnect (which leaves the fan-out) is on its way.
+    # Nothing more is sent: a send failed (the client's close has begun) or the socket was released.
     closing = False
 
     # --- lifecycle ----------------------------------------------------------------------------
