@@ -41,15 +41,16 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # --- the server side (a child process) --------------------------------------------------------
 def serve(port: int, snapshot_dir: str | None) -> None:
-    """daphne on the project's reactor; with ``snapshot_dir``, SIGUSR1 dumps a tracemalloc snapshot."""
+    """daphne prepared as ``conflict_monitor.serve`` prepares it (reactor, WebSocket protocol, heap
+    settling); with ``snapshot_dir``, SIGUSR1 dumps a tracemalloc snapshot."""
     sys.path.insert(0, str(ROOT))
-    from conflict_monitor import reactor as project_reactor
+    from conflict_monitor import serve as project_serve
 
-    project_reactor.install()
-    from daphne.server import Server
+    project_serve.prepare()
     from twisted.internet import reactor
 
     from conflict_monitor.asgi import application
+    from conflict_monitor.server import Server
 
     if snapshot_dir:
         tracemalloc.start(1)

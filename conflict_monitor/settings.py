@@ -108,7 +108,7 @@ if REDIS_URL:
         "default": {
             # Pub/sub layer: one Redis PUBLISH per group_send, fanned out locally by each process,
             # instead of one Redis message per group member.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "monitoring.feed.layer.PubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {

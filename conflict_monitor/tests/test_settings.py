@@ -83,10 +83,10 @@ def test_database_url_selects_postgresql_with_the_connection_pool():
     assert loaded["public"] is False
 
 
-def test_redis_url_selects_the_channels_redis_pubsub_layer_with_a_socket_timeout_above_5s():
+def test_redis_url_selects_the_pubsub_layer_with_a_socket_timeout_above_5s():
     loaded = _load(SECRET_KEY="k", REDIS_URL="redis://cache:6379/2")
     layer = loaded["layer"]
-    assert layer["BACKEND"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert layer["BACKEND"] == "monitoring.feed.layer.PubSubChannelLayer"
     (host,) = layer["CONFIG"]["hosts"]
     assert host["address"] == "redis://cache:6379/2"
     assert host["socket_timeout"] > 5

@@ -16,8 +16,8 @@ IDLE_SECONDS = 6.5
 
 
 def _project_layer():
-    """A fresh instance of the configured layer (channels-redis pub/sub)."""
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis.")
+    """A fresh instance of the configured layer (channels-redis pub/sub, monitoring.feed.layer's reader)."""
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "monitoring.feed.layer.PubSubChannelLayer"
     return channel_layers.make_backend("default")
 
 

@@ -49,7 +49,7 @@ def same_feed(cluster, settings):
     settings.CHANNEL_LAYER_PREFIX = cluster.prefix
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "monitoring.feed.layer.PubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": cluster.env["REDIS_URL"], "socket_timeout": 15}],
                 "prefix": cluster.prefix,

@@ -1,0 +1,187 @@
+"""The launcher's WebSocket protocol frames a shared text once and every client still receives exactly
+what was sent, in order: shared texts of every length class, texts of one socket's own, binary data."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from conflict_monitor.wsprotocol import text_frame
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# An ASGI app that sends, to every socket, the same str objects (one per frame-length class) between
+# texts and bytes of that socket's own, then says which protocol class daphne used.
+APP = r"""
+import gc, json
+from daphne.ws_protocol import WebSocketFactory
+
+SHARED = ["s" * 5, "m" * 126, "\u00e9" * 40_000, "l" * 70_000]
+BIG = "b" * 512_000
+
+
+async def app(scope, receive, send):
+    assert scope["type"] == "websocket"
+    await receive()
+    await send({"type": "websocket.accept"})
+    own = scope["client"][1]
+    if scope["path"] == "/inspect":
+        # What an open socket's protocol still holds, read in the server process.
+        (protocol,) = [
+            obj for obj in gc.get_objects()
+            if isinstance(obj, WebSocketFactory.protocol) and obj.client_addr and obj.client_addr[1] == own
+        ]
+        await send({"type": "websocket.send", "text": json.dumps({
+            "inbox": type(receive.__self__).__name__,
+            "producer": repr(protocol.transport.producer),
+            "keys": sorted(protocol.__dict__),
+            "max_message": protocol.maxMessagePayloadSize,
+            "factory_max_message": protocol.factory.maxMessagePayloadSize,
+            "request_path": protocol.request.path,
+        })})
+    if scope["path"] == "/echo":
+        while (message := await receive())["type"] == "websocket.receive":
+            await send({"type": "websocket.send", "text": message["text"]})
+        return
+    if scope["path"] == "/flood":
+        # 16 x 512 KB to a client that does not read yet: the kernel buffers fill mid-frame.
+        for number in range(16):
+            await send({"type": "websocket.send", "text": BIG})
+            await send({"type": "websocket.send", "text": f"{number} {own}"})
+    for shared in SHARED:
+        await send({"type": "websocket.send", "text": shared})
+        await send({"type": "websocket.send", "text": f"own {own}"})
+        await send({"type": "websocket.send", "bytes": shared.encode()[:300]})
+    await send({"type": "websocket.send", "text": WebSocketFactory.protocol.__name__})
+    while (await receive())["type"] != "websocket.disconnect":
+        pass
+"""
+
+
+def expected_messages(own: int) -> list[str | bytes]:
+    shared = ["s" * 5, "m" * 126, "\u00e9" * 40_000, "l" * 70_000]
+    out: list[str | bytes] = []
+    for text in shared:
+        out += [text, f"own {own}", text.encode()[:300]]
+    return [*out, "PreframedWebSocketProtocol"]
+
+
+@pytest.fixture(scope="module")
+def server_port(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wsapp")
+    (folder / "wsapp.py").write_text(APP)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [sys.executable, "-m", "conflict_monitor.serve", "-b", "127.0.0.1", "-p", str(port), "wsapp:app"]
+    env = {"PYTHONPATH": f"{folder}:{ROOT}", "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, process.stdout.read().decode(errors="replace")
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_every_client_receives_shared_texts_own_texts_and_bytes_exactly_and_in_order(server_port):
+    with ExitStack() as stack:
+        url = f"ws://127.0.0.1:{server_port}/"
+        clients = [stack.enter_context(connect(url, max_size=None, compression=None)) for _ in range(3)]
+        for client in clients:
+            own = client.socket.getsockname()[1]
+            received = [client.recv(timeout=10) for _ in range(13)]
+            assert received == expected_messages(own)
+
+
+def read_frames(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
+    """``count`` unfragmented, unmasked server frames as (opcode, payload)."""
+    stream = sock.makefile("rb")
+    frames = []
+    for _ in range(count):
+        first, second = stream.read(2)
+        assert first & 0x80 and not second & 0x80, "fragmented or masked frame"
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(stream.read(2), "big")
+        elif length == 127:
+            length = int.from_bytes(stream.read(8), "big")
+        frames.append((first & 0x0F, stream.read(length)))
+    return frames
+
+
+def test_a_client_that_reads_late_gets_every_frame_whole_and_in_order_once_it_reads(server_port):
+    """The kernel buffers fill partway through a frame: Twisted sends the rest, and the frames behind
+    it wait their turn instead of cutting in."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)  # before connect: a small window
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", server_port))
+        sock.sendall(
+            b"GET /flood HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101")
+        own = sock.getsockname()[1]
+        time.sleep(1.0)  # 16 x 512 KB pile up against a 16 KB window meanwhile
+        received = read_frames(sock, 32)
+    expected = []
+    for number in range(16):
+        expected += [(1, b"b" * 512_000), (1, f"{number} {own}".encode())]
+    assert received == expected
+
+
+def test_an_open_socket_keeps_no_handshake_state_and_reads_its_options_from_the_factory(server_port):
+    with connect(f"ws://127.0.0.1:{server_port}/inspect", compression=None) as client:
+        held = json.loads(client.recv(timeout=10))
+    assert held["inbox"] == "Inbox"
+    assert held["producer"] == "None"  # the HTTP channel it was upgraded from is gone
+    assert not {"http_headers", "http_request_data", "maxMessagePayloadSize", "autoPingInterval"} & set(held["keys"])
+    assert held["max_message"] == held["factory_max_message"] == 1024 * 1024
+    assert held["request_path"] == "/inspect"
+
+
+def test_options_still_hold_on_an_open_socket_a_message_over_the_size_limit_ends_it(server_port):
+    """As with daphne's own protocol, the connection is dropped (autobahn's failByDrop) instead of
+    the message being echoed."""
+    with connect(f"ws://127.0.0.1:{server_port}/echo", compression=None, max_size=None) as client:
+        client.send("ping")
+        assert client.recv(timeout=10) == "ping"
+        client.send("x" * (1024 * 1024 + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            client.recv(timeout=10)
+    assert closed.value.rcvd is None
+
+
+@pytest.mark.parametrize(
+    ("length", "header"),
+    [
+        (0, b"\x81\x00"),
+        (125, b"\x81\x7d"),
+        (126, b"\x81\x7e\x00\x7e"),
+        (65_535, b"\x81\x7e\xff\xff"),
+        (65_536, b"\x81\x7f\x00\x00\x00\x00\x00\x01\x00\x00"),
+    ],
+)
+def test_a_text_frame_has_fin_set_no_mask_and_the_shortest_length_encoding(length, header):
+    payload = b"x" * length
+    assert text_frame(payload) == header + payload

@@ -1,0 +1,185 @@
+"""daphne's WebSocket protocol, building the wire bytes of a shared text frame once.
+
+The live feed hands the same ``str`` object to every socket that follows a topic. daphne passes each
+send to autobahn, which per socket encodes the text, builds and joins the frame, updates traffic
+counters and formats a debug log call: with the ASGI reply hand-off, a third of daphne's CPU per
+delivered frame at 1,000 sockets (py-spy; bench/results/live_feed.md). This protocol encodes and
+frames a text once, for as long as the same object keeps coming, and writes those bytes to each
+socket. Whatever that cannot express (a socket not open, binary data, compression, queued or
+logged writes, masking, fragmentation, a message over the size limit) takes autobahn's own path.
+
+A frame for a plain TCP connection with nothing waiting to go out is sent at once, as asyncio's own
+transports do, rather than buffered for the reactor to write later: the first sockets of a fan-out
+have their frame while the last are still being offered theirs, and the reactor's write bookkeeping
+per socket goes. Whatever the kernel does not take, and every error, goes through Twisted's write,
+which sends the rest when the socket drains or closes the connection as it would have.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+from twisted.internet import tcp
+
+_FIN_TEXT = 0x81  # FIN bit set, opcode 1 (text)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented server text frame carrying ``payload`` (RFC 6455, section 5.2)."""
+    length = len(payload)
+    if length <= 125:
+        header = struct.pack("!BB", _FIN_TEXT, length)
+    elif length <= 0xFFFF:
+        header = struct.pack("!BBH", _FIN_TEXT, 126, length)
+    else:
+        header = struct.pack("!BBQ", _FIN_TEXT, 127, length)
+    return header + payload
+
+
+class _LastFrame:
+    """The text framed last and its wire bytes. Holding ``text`` keeps it alive, so an identity
+    match can never be a new object at a recycled address."""
+
+    __slots__ = ("text", "frame", "payload_length")
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self.frame = b""
+        self.payload_length = 0
+
+    def of(self, text: str) -> _LastFrame:
+        if text is not self.text:
+            payload = text.encode("utf-8")
+            self.frame, self.payload_length, self.text = text_frame(payload), len(payload), text
+        return self
+
+
+_last = _LastFrame()
+
+
+class _FromFactory:
+    """A protocol option read from the factory, where autobahn would keep a copy per socket."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, protocol, owner=None):
+        if protocol is None:
+            return self
+        return getattr(protocol.factory, self.name)
+
+
+class _RequestPath:
+    """What daphne reads of the handshake request once the socket is open: its path, for logging."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+class _SendQueue(list):
+    """autobahn's queue of chopped or synchronous writes, which the feed never makes: an empty list
+    costs a tenth of the empty deque autobahn gives every socket."""
+
+    __slots__ = ()
+
+    def popleft(self):
+        return self.pop(0)
+
+
+# Handshake state autobahn and daphne keep on the protocol but no longer read once the socket is open.
+_HANDSHAKE_ONLY = ("http_headers", "http_request_data", "http_status_line", "clean_headers")
+
+
+class PreframedWebSocketProtocol(WebSocketProtocol):
+    def _connectionMade(self):
+        super()._connectionMade()
+        self.send_queue = _SendQueue()
+
+    def onOpen(self):
+        super().onOpen()
+        self._shed_handshake_state()
+
+    def _shed_handshake_state(self) -> None:
+        """Let go of what only the handshake needed, in a right-sized attribute dict (a dict never
+        shrinks when keys leave it). An open socket held about 6 KB of it (bench/connection_memory.py).
+
+        - the HTTP channel the socket was upgraded from, still the transport's producer, and its request;
+        - the parsed request headers (the application's scope keeps its own copy);
+        - the per-socket copies of the factory's options, read through ``_FromFactory`` instead.
+        """
+        channel = self.transport.producer
+        if channel is not None:
+            self.transport.unregisterProducer()
+            # The channel and its request refer to each other: without this they wait for a full collection.
+            channel.requests.clear()
+        request = self.__dict__.get("request")
+        if request is not None:
+            self.request = _RequestPath(request.path)
+        factory = self.factory
+        self.__dict__ = {
+            name: value
+            for name, value in self.__dict__.items()
+            if name not in _HANDSHAKE_ONLY
+            and not (name in _FACTORY_OPTIONS and value is getattr(factory, name, _MISSING))
+        }
+
+    def serverSend(self, content, binary=False):
+        if binary or self.state != self.STATE_OPEN or not self._writes_plain_frames():
+            return super().serverSend(content, binary)
+        shared = _last.of(content)
+        if 0 < self.maxMessagePayloadSize < shared.payload_length:
+            return super().serverSend(content, binary)  # autobahn refuses it, as for any other send
+        # autobahn's traffic statistics, which only its optional tracking reads, do not count these.
+        write_now(self.transport, shared.frame)
+
+    def _writes_plain_frames(self) -> bool:
+        """autobahn would send a text message as one plain frame written straight to the transport."""
+        return (
+            self._perMessageCompress is None
+            and not self.send_queue
+            and not self.maskServerFrames
+            and not self.autoFragmentSize
+            and not self.logFrames
+            and not self.logOctets
+            and not self.trackedTimings
+        )
+
+
+def write_now(transport, data: bytes) -> None:
+    """Send ``data`` right away when ``transport`` is a plain TCP connection with nothing buffered
+    (so the bytes stay in order); hand Twisted whatever is left."""
+    if (
+        type(transport) is tcp.Server
+        and not transport.TLS
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        # A registered producer (the HTTP channel the socket was upgraded from) is paused only when
+        # buffered data piles up; what is sent here is never buffered.
+        and not transport._tempDataBuffer
+        and transport.offset == len(transport.dataBuffer)
+    ):
+        try:
+            sent = transport.socket.send(data)
+        except OSError:
+            sent = 0  # a full buffer waits for the reactor; a broken connection is Twisted's to close
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
+
+
+_MISSING = object()
+_FACTORY_OPTIONS = frozenset(PreframedWebSocketProtocol.CONFIG_ATTRS)
+for _name in _FACTORY_OPTIONS:
+    setattr(PreframedWebSocketProtocol, _name, _FromFactory(_name))
+
+
+def install() -> None:
+    """Serve WebSockets with this protocol; call before daphne's server starts."""
+    WebSocketFactory.protocol = PreframedWebSocketProtocol
