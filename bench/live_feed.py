@@ -1057,11 +1057,13 @@ async def ingest_receipt(
             before = probe_newest if probe_newest is not None else await latest_newest(probe)
             started = time.perf_counter()
             status, answer = await http_request(port, "POST", INGEST_PATH, body=body, headers=headers, conn=conn)
-            committed = time.perf_counter()
+            committed, committed_wall = time.perf_counter(), time.time()
             if status != 201:
                 raise RuntimeError(f"ingest answered {status}: {answer[:300]!r}")
             metric_ids.extend(json.loads(answer)["ids"])
-            ingests.append({"started": started, "committed": committed, "newest_before": before})
+            ingests.append(
+                {"started": started, "committed": committed, "committed_wall": committed_wall, "newest_before": before}
+            )
             # The next POST needs the probe to have seen this one, or it would take a stale "before".
             deadline = started + RECEIPT_TIMEOUT
             while time.perf_counter() < deadline:
@@ -1076,20 +1078,32 @@ async def ingest_receipt(
         conn[1].close()
 
     from_commit, from_request, missed, early = [], [], 0, 0
+    # The frame's own timestamp (taken when the broadcaster built it) splits the wait in two: until the
+    # status went out, and the fan-out to this client (same clock: one machine).
+    to_stamp: dict[int, float] = {}
+    from_stamp = []
     for client, offset in zip(clients, offsets, strict=True):
         frames, texts = client.frames[offset:], client.texts[offset:]
-        parsed = [(frame[0], frame_newest(text)) for frame, text in zip(frames, texts, strict=True)]
-        for ingest in ingests:
+        parsed = [(frame[0], frame_newest(text), text) for frame, text in zip(frames, texts, strict=True)]
+        for number, ingest in enumerate(ingests):
             hit = next(
-                (perf for perf, newest in parsed if perf > ingest["started"] and newest > ingest["newest_before"]),
+                (
+                    (perf, text)
+                    for perf, newest, text in parsed
+                    if perf > ingest["started"] and newest > ingest["newest_before"]
+                ),
                 None,
             )
-            if hit is None or hit - ingest["started"] > RECEIPT_TIMEOUT:
+            if hit is None or hit[0] - ingest["started"] > RECEIPT_TIMEOUT:
                 missed += 1
                 continue
-            early += hit < ingest["committed"]
-            from_commit.append((hit - ingest["committed"]) * 1000)
-            from_request.append((hit - ingest["started"]) * 1000)
+            perf, text = hit
+            early += perf < ingest["committed"]
+            from_commit.append((perf - ingest["committed"]) * 1000)
+            from_request.append((perf - ingest["started"]) * 1000)
+            stamped = stamp_seconds(FRAME_HEAD.match(text.encode())[4])
+            to_stamp[number] = (stamped - ingest["committed_wall"]) * 1000
+            from_stamp.append((ingest["committed_wall"] + (perf - ingest["committed"]) - stamped) * 1000)
     post_ms = [(i["committed"] - i["started"]) * 1000 for i in ingests]
     checks = sequence_check(clients)
     own_cpu = (own_end.ru_utime + own_end.ru_stime) - (own_start.ru_utime + own_start.ru_stime)
@@ -1101,6 +1115,8 @@ async def ingest_receipt(
         "received_before_response": early,
         "from_commit_ms": summarize(from_commit),
         "from_request_ms": summarize(from_request),
+        "commit_to_frame_stamp_ms": summarize(list(to_stamp.values())),
+        "frame_stamp_to_receipt_ms": summarize(from_stamp),
         "post_ms": summarize(post_ms),
         "client_cpu_share": round(own_cpu / (wall_end - wall_start), 3),
         "sequence": {key: checks[key] - checks_before[key] for key in CHECK_KEYS},
@@ -2136,6 +2152,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         ("snapshot: handshake only", snap["rounds"], "handshake_ms"),
         (f"ingest -> receipt, from 201 response ({ingest_clients:,} clients)", ingest["rounds"], "from_commit_ms"),
         ("ingest -> receipt, from request start", ingest["rounds"], "from_request_ms"),
+        ("of which: 201 -> frame built (per POST)", ingest["rounds"], "commit_to_frame_stamp_ms"),
+        ("of which: frame built -> receipt", ingest["rounds"], "frame_stamp_to_receipt_ms"),
         ("ingest POST round trip", ingest["rounds"], "post_ms"),
     ]
     for name, entries, key in rows:

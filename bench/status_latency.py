@@ -665,7 +665,9 @@ def cpu_plan() -> tuple[int | None, int | None]:
 
 
 def start_daphne(url: str, port: int, cpu: int | None, log_path: Path) -> subprocess.Popen:
-    command = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "conflict_monitor.asgi:application"]
+    # As production starts it (Dockerfile): daphne through the project's launcher.
+    command = [str(VENV_BIN / "python"), "-m", "conflict_monitor.serve", "-b", "127.0.0.1", "-p", str(port)]
+    command.append("conflict_monitor.asgi:application")
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
     with log_path.open("ab") as log_file:
@@ -1117,7 +1119,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{data['runs']:,} scrape runs, "
         f"{data['rollup_rows']:,} hourly rollups, {data['scrape_sources']} scrape sources, "
         f"{data['alerts']['active']} active alerts; fill {data['rows_per_second']:,} rows/s ({origin}). "
-        f"A fresh daphne per round on CPU {pin['server_cpu']}, client on CPU {pin['client_cpu']}; per round "
+        f"A fresh daphne (`python -m conflict_monitor.serve`) per round on CPU {pin['server_cpu']}, "
+        f"client on CPU {pin['client_cpu']}; per round "
         f"{WARMUP_CALLS} + {WARMUP_CALLS} process warm-up calls (health, runs), then per endpoint "
         f"{WARMUP_CALLS} warm-up and {config['calls']} "
         f"timed calls ({config['long_window_calls']} for {LONG_SCENARIO}), x {config['rounds']} rounds; "

@@ -22,8 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # An ASGI app that sends, to every socket, the same str objects (one per frame-length class) between
 # texts and bytes of that socket's own, then says which protocol class daphne used.
 APP = r"""
-import gc, json
+import gc, json, os
 from daphne.ws_protocol import WebSocketFactory
+from conflict_monitor import wsprotocol
+
+# No Django settings here: the limit comes from the module default, set per server by the test.
+wsprotocol.DEFAULT_SEND_BUFFER_LIMIT = int(os.environ["WSAPP_SEND_BUFFER_LIMIT"])
 
 SHARED = ["s" * 5, "m" * 126, "\u00e9" * 40_000, "l" * 70_000]
 BIG = "b" * 512_000
@@ -38,7 +42,7 @@ async def app(scope, receive, send):
         # What an open socket's protocol still holds, read in the server process.
         (protocol,) = [
             obj for obj in gc.get_objects()
-            if isinstance(obj, WebSocketFactory.protocol) and obj.client_addr and obj.client_addr[1] == own
+            if type(obj) is WebSocketFactory.protocol and obj.client_addr and obj.client_addr[1] == own
         ]
         await send({"type": "websocket.send", "text": json.dumps({
             "inbox": type(receive.__self__).__name__,
@@ -54,9 +58,12 @@ async def app(scope, receive, send):
         return
     if scope["path"] == "/flood":
         # 16 x 512 KB to a client that does not read yet: the kernel buffers fill mid-frame.
-        for number in range(16):
-            await send({"type": "websocket.send", "text": BIG})
-            await send({"type": "websocket.send", "text": f"{number} {own}"})
+        try:
+            for number in range(16):
+                await send({"type": "websocket.send", "text": BIG})
+                await send({"type": "websocket.send", "text": f"{number} {own}"})
+        except Exception:
+            return  # dropped as a slow client: the socket is closed
     for shared in SHARED:
         await send({"type": "websocket.send", "text": shared})
         await send({"type": "websocket.send", "text": f"own {own}"})
@@ -75,29 +82,48 @@ def expected_messages(own: int) -> list[str | bytes]:
     return [*out, "PreframedWebSocketProtocol"]
 
 
-@pytest.fixture(scope="module")
-def server_port(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("wsapp")
-    (folder / "wsapp.py").write_text(APP)
+def start_server(folder: Path, send_buffer_limit: int):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     argv = [sys.executable, "-m", "conflict_monitor.serve", "-b", "127.0.0.1", "-p", str(port), "wsapp:app"]
-    env = {"PYTHONPATH": f"{folder}:{ROOT}", "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": f"{folder}:{ROOT}", "PATH": "/usr/bin:/bin", "WSAPP_SEND_BUFFER_LIMIT": str(send_buffer_limit)}
     process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert process.poll() is None, process.stdout.read().decode(errors="replace")
-                time.sleep(0.1)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port
+        except OSError:
+            assert process.poll() is None, process.stdout.read().decode(errors="replace")
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("the server did not start listening")
+
+
+@pytest.fixture(scope="module")
+def app_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("wsapp")
+    (folder / "wsapp.py").write_text(APP)
+    return folder
+
+
+@pytest.fixture(scope="module", params=[64 * 1024 * 1024])
+def server_port(app_folder, request):
+    """A server that lets a socket fall far behind (64 MiB) before dropping it."""
+    process, port = start_server(app_folder, request.param)
+    yield port
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def tight_server_port(app_folder):
+    """A server that drops a socket once 64 KiB wait for it."""
+    process, port = start_server(app_folder, 64 * 1024)
+    yield port
+    process.terminate()
+    process.wait(timeout=10)
 
 
 def test_every_client_receives_shared_texts_own_texts_and_bytes_exactly_and_in_order(server_port):
@@ -110,10 +136,10 @@ def test_every_client_receives_shared_texts_own_texts_and_bytes_exactly_and_in_o
             assert received == expected_messages(own)
 
 
-def read_frames(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
-    """``count`` unfragmented, unmasked server frames as (opcode, payload)."""
+def read_frames(sock: socket.socket, count: int, frames: list | None = None) -> list[tuple[int, bytes]]:
+    """``count`` unfragmented, unmasked server frames as (opcode, payload), appended to ``frames``."""
     stream = sock.makefile("rb")
-    frames = []
+    frames = [] if frames is None else frames
     for _ in range(count):
         first, second = stream.read(2)
         assert first & 0x80 and not second & 0x80, "fragmented or masked frame"
@@ -126,21 +152,27 @@ def read_frames(sock: socket.socket, count: int) -> list[tuple[int, bytes]]:
     return frames
 
 
+def open_raw(port: int, path: str) -> socket.socket:
+    """A WebSocket handshake on a socket with a 16 KB receive window, left unread."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)  # before connect: a small window
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock
+
+
 def test_a_client_that_reads_late_gets_every_frame_whole_and_in_order_once_it_reads(server_port):
     """The kernel buffers fill partway through a frame: Twisted sends the rest, and the frames behind
     it wait their turn instead of cutting in."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)  # before connect: a small window
-        sock.settimeout(30)
-        sock.connect(("127.0.0.1", server_port))
-        sock.sendall(
-            b"GET /flood HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        head = b""
-        while not head.endswith(b"\r\n\r\n"):
-            head += sock.recv(1)
-        assert head.startswith(b"HTTP/1.1 101")
+    with open_raw(server_port, "/flood") as sock:
         own = sock.getsockname()[1]
         time.sleep(1.0)  # 16 x 512 KB pile up against a 16 KB window meanwhile
         received = read_frames(sock, 32)
@@ -170,6 +202,23 @@ def test_options_still_hold_on_an_open_socket_a_message_over_the_size_limit_ends
         with pytest.raises(ConnectionClosed) as closed:
             client.recv(timeout=10)
     assert closed.value.rcvd is None
+
+
+def test_a_client_that_stops_reading_is_dropped_once_the_backlog_passes_the_limit(tight_server_port):
+    """16 x 512 KB against a 16 KB window and a 64 KiB limit: the server drops the socket instead of
+    buffering megabytes for it; what arrived before the drop is whole and in order."""
+    frames: list[tuple[int, bytes]] = []
+    own = None
+    # The drop resets the connection: it may come before the client has even read the 101 response.
+    with pytest.raises((ConnectionError, ValueError, AssertionError)), open_raw(tight_server_port, "/flood") as sock:
+        own = sock.getsockname()[1]
+        time.sleep(1.0)
+        read_frames(sock, 32, frames)
+    expected = []
+    for number in range(16):
+        expected += [(1, b"b" * 512_000), (1, f"{number} {own}".encode())]
+    assert frames == expected[: len(frames)]
+    assert len(frames) < len(expected)
 
 
 @pytest.mark.parametrize(
