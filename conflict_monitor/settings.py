@@ -318,8 +318,10 @@ WEBSOCKET_MAX_TOPICS = env_int("WEBSOCKET_MAX_TOPICS", 50, minimum=1)
 # Frames kept per topic for resume (1000 status frames = 83 min at the default interval).
 WEBSOCKET_HISTORY_LENGTH = env_int("WEBSOCKET_HISTORY_LENGTH", 1000, minimum=10)
 WEBSOCKET_TICKET_TTL = env_int("WEBSOCKET_TICKET_TTL", 30, minimum=1)
-# Bytes a socket may fall behind (beyond the kernel's buffers) before the server drops it: ~50 status frames.
+# A socket with more than this many bytes waiting in the server (beyond the kernel's buffers) at every
+# send for WEBSOCKET_SLOW_CLIENT_SECONDS is dropped: ~50 status frames, and longer than a resume's burst.
 WEBSOCKET_SEND_BUFFER_LIMIT = env_int("WEBSOCKET_SEND_BUFFER_LIMIT", 1024 * 1024, minimum=64 * 1024)
+WEBSOCKET_SLOW_CLIENT_SECONDS = env_float("WEBSOCKET_SLOW_CLIENT_SECONDS", 15.0, minimum=0.1)
 
 # --- Dashboard ------------------------------------------------------------------------------
 # Where the page opens the live feed, e.g. wss://feed.example.org when the feed has its own host (that

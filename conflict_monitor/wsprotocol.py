@@ -19,16 +19,19 @@ Once a socket is open it lets go of what only its handshake needed (``_shed_hand
 with the inbox of ``conflict_monitor.server``, what took an open socket from 29 to 19 KB of RSS.
 
 A client that stops reading would otherwise make the server buffer every frame for it without end.
-Once more than ``WEBSOCKET_SEND_BUFFER_LIMIT`` bytes wait in the server for such a socket (on top of
-what the kernel buffers), the next send drops the connection instead: its close frame could only
-queue behind the backlog. The client sees an abnormal close (1006) and reconnects like after any
-network failure, resuming where it left off or resyncing.
+When more than ``WEBSOCKET_SEND_BUFFER_LIMIT`` bytes wait in the server for a socket (on top of what
+the kernel buffers) at every send for ``WEBSOCKET_SLOW_CLIENT_SECONDS``, the next send drops the
+connection instead: its close frame could only queue behind the backlog. The time matters as much as
+the bytes: a resume replays up to the whole history at once, which a reading client drains in
+moments. The client sees an abnormal close (1006) and reconnects like after any network failure,
+resuming where it left off or resyncing.
 """
 
 from __future__ import annotations
 
 import logging
 import struct
+import time
 
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from prometheus_client import Counter
@@ -40,6 +43,7 @@ logger = logging.getLogger(__name__)
 _FIN_TEXT = 0x81  # FIN bit set, opcode 1 (text)
 # Used where no Django settings are configured (a bare ASGI app on this protocol).
 DEFAULT_SEND_BUFFER_LIMIT = 1024 * 1024
+DEFAULT_SLOW_CLIENT_SECONDS = 15.0
 
 WS_DROPPED = Counter(
     "conflict_monitor_ws_dropped", "Live-feed sockets the server dropped, per reason.", ["reason"]
@@ -116,10 +120,13 @@ class _SendQueue(list):
 _HANDSHAKE_ONLY = ("http_headers", "http_request_data", "http_status_line", "clean_headers")
 
 
-def send_buffer_limit() -> int:
+def slow_client_limits() -> tuple[int, float]:
+    """Bytes a socket may have waiting, and for how long, before it counts as not reading."""
     from django.conf import settings
 
-    return settings.WEBSOCKET_SEND_BUFFER_LIMIT if settings.configured else DEFAULT_SEND_BUFFER_LIMIT
+    if settings.configured:
+        return settings.WEBSOCKET_SEND_BUFFER_LIMIT, settings.WEBSOCKET_SLOW_CLIENT_SECONDS
+    return DEFAULT_SEND_BUFFER_LIMIT, DEFAULT_SLOW_CLIENT_SECONDS
 
 
 def buffered_bytes(transport) -> int:
@@ -130,6 +137,9 @@ def buffered_bytes(transport) -> int:
 
 
 class PreframedWebSocketProtocol(WebSocketProtocol):
+    # When a send first found more than the limit waiting; None while the socket keeps up.
+    _behind_since: float | None = None
+
     def _connectionMade(self):
         super()._connectionMade()
         self.send_queue = _SendQueue()
@@ -163,7 +173,7 @@ class PreframedWebSocketProtocol(WebSocketProtocol):
         }
 
     def serverSend(self, content, binary=False):
-        if self.state == self.STATE_OPEN and buffered_bytes(self.transport) > send_buffer_limit():
+        if self.state == self.STATE_OPEN and self._fell_behind():
             self._drop_slow_client()
             return None
         if binary or self.state != self.STATE_OPEN or not self._writes_plain_frames():
@@ -173,6 +183,20 @@ class PreframedWebSocketProtocol(WebSocketProtocol):
             return super().serverSend(content, binary)  # autobahn refuses it, as for any other send
         # autobahn's traffic statistics, which only its optional tracking reads, do not count these.
         write_now(self.transport, shared.frame)
+
+    def _fell_behind(self) -> bool:
+        waiting = buffered_bytes(self.transport)
+        if not waiting:  # the common case, without a settings lookup
+            self._behind_since = None
+            return False
+        limit, seconds = slow_client_limits()
+        if waiting <= limit:
+            self._behind_since = None
+            return False
+        now = time.monotonic()
+        if self._behind_since is None:
+            self._behind_since = now
+        return now - self._behind_since > seconds
 
     def _drop_slow_client(self) -> None:
         WS_DROPPED.labels(reason="slow_client").inc()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,30 @@ def test_production_refuses_to_serve_without_a_secret_key():
     )
     assert "security.W009" in checked.stderr
     assert _load()["debug"] is False  # offline commands may still load the settings
+
+
+def _production_example() -> dict[str, str]:
+    """The environment docs/configuration.md gives for production, with a real key in the placeholder."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    block = text.split("## Production behind a TLS proxy", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    env = dict(line.split("=", 1) for line in block.splitlines() if line.strip())
+    assert env["SECRET_KEY"] == "<50+ random characters>"
+    env["SECRET_KEY"] = secrets.token_urlsafe(50)
+    return env
+
+
+def test_check_deploy_is_clean_with_the_documented_production_environment():
+    base = {k: v for k, v in os.environ.items() if k not in CONTROLLED and not k.startswith(("SECURE_", "SESSION_"))}
+    checked = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        env={**base, **_production_example()},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert "System check identified no issues" in checked.stdout
 
 
 def test_embedded_default_is_sqlite_and_the_in_memory_layer():

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,6 +96,16 @@ class Cluster:
 
     def port(self, name: str) -> int:
         return self.servers[name][1]
+
+    def metric(self, name: str, sample: str, **labels: str) -> float:
+        """One sample of server ``name``'s ``GET /metrics`` (0 when the series is absent)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port(name)}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for found in family.samples:
+                if found.name == sample and found.labels == labels:
+                    return found.value
+        return 0.0
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.logs / f"{name}.log"
