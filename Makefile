@@ -10,7 +10,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint demo clean bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench
+.PHONY: run test lint demo clean chaos bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: $(VENV)/.installed
 	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is missing: apt-get install chromium (.ci/run does)"; exit 1; }
 	# Browser tests in their own run: Playwright's event loop and pytest-asyncio's must not meet.
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest browser_tests $(PYTEST_ARGS)
+
+## chaos: the fault scenarios with real processes (Redis restart, broadcaster kill, lossy ingest, caps, slow clients), printing their figures; make test runs them too
+chaos: $(VENV)/.installed
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -s tests/reliability tests/integration conflict_monitor/tests/test_wsprotocol.py $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

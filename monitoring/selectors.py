@@ -9,6 +9,7 @@ PostgreSQL and SQLite alike: building and compiling them with the ORM took longe
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -27,6 +28,8 @@ from monitoring.anomaly.series import recent_anomalies
 from monitoring.conf import Thresholds, default_window_hours, thresholds
 from monitoring.models import Alert, DataQualityMetric, HourlyRollup, PipelineRun, ScrapeSource
 from monitoring.models.metrics import COUNT_FIELDS
+
+logger = logging.getLogger(__name__)
 
 HEALTHY = "healthy"
 DEGRADED = "degraded"
@@ -306,10 +309,19 @@ def current_anomalies(*, now: datetime) -> list[dict[str, Any]]:
     """The detector's findings for the last complete hour, cached per hour for a short while."""
     hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     key = f"anomalies:{hour.isoformat()}"
-    found = cache.get(key)
+    # The cache only saves work: with it unreachable (Redis down) the findings are computed each time,
+    # and the status still answers from PostgreSQL.
+    try:
+        found = cache.get(key)
+    except Exception:
+        logger.warning("anomaly cache unavailable; computing the findings without it", exc_info=True)
+        return recent_anomalies(now=now)
     if found is None:
         found = recent_anomalies(now=now)
-        cache.set(key, found, timeout=settings.MONITORING_ANOMALY_CACHE_SECONDS)
+        try:
+            cache.set(key, found, timeout=settings.MONITORING_ANOMALY_CACHE_SECONDS)
+        except Exception:
+            logger.warning("anomaly cache unavailable; findings not kept", exc_info=True)
     return found
 
 

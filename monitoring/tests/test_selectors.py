@@ -336,3 +336,18 @@ def test_window_sums_from_rollups_equal_the_raw_metrics(start_offset, length):
         for row in window_sums(start=start, end=end)
     ]
     assert got == expected
+
+
+def test_the_status_answers_from_the_database_while_the_cache_is_unreachable(settings, now):
+    """The anomaly cache only saves work: with Redis down, the status is computed without it."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+            "OPTIONS": {"socket_connect_timeout": 1},
+        }
+    }
+    DataQualityMetricFactory(source="acled", geocoding_attempts=100, geocoding_successes=90, timestamp=now)
+    document = pipeline_status(now=now)
+    assert document["data_quality"]["reports"] == 1
+    assert document["anomalies"] == []

@@ -73,3 +73,7 @@ def test_retries_through_a_lossy_network_store_every_metric_exactly_once(tmp_pat
     # The proxy drops answers only after the server did the work: every batch that lost an answer got the
     # stored one back on its retry, and no other batch did.
     assert replays == lost > 0
+    print(
+        f"\n{METRICS:,} metrics in {METRICS // BATCH} batches; answers dropped by the proxy: {proxy.dropped}; "
+        f"batches retried and answered from the idempotency record: {replays}; rows stored: {METRICS:,}"
+    )
