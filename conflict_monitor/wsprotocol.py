@@ -45,9 +45,7 @@ _FIN_TEXT = 0x81  # FIN bit set, opcode 1 (text)
 DEFAULT_SEND_BUFFER_LIMIT = 1024 * 1024
 DEFAULT_SLOW_CLIENT_SECONDS = 15.0
 
-WS_DROPPED = Counter(
-    "conflict_monitor_ws_dropped", "Live-feed sockets the server dropped, per reason.", ["reason"]
-)
+WS_DROPPED = Counter("conflict_monitor_ws_dropped", "Live-feed sockets the server dropped, per reason.", ["reason"])
 
 
 def text_frame(payload: bytes) -> bytes:
