@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -96,6 +98,15 @@ class Cluster:
 
     def port(self, name: str) -> int:
         return self.servers[name][1]
+
+    def pipeline_status(self, name: str) -> tuple[int, dict]:
+        """Server ``name``'s ``GET /pipeline-status``: the HTTP status and the JSON body, errors included."""
+        url = f"http://127.0.0.1:{self.port(name)}/api/v1/monitoring/pipeline-status"
+        try:
+            with urllib.request.urlopen(url, timeout=20) as response:  # noqa: S310 (http://127.0.0.1 only)
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
 
     def metric(self, name: str, sample: str, **labels: str) -> float:
         """One sample of server ``name``'s ``GET /metrics`` (0 when the series is absent)."""

@@ -12,13 +12,11 @@ import asyncio
 import json
 import os
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 import websockets
 
-from tests.integration.cluster import Cluster, running_cluster
+from tests.integration.cluster import running_cluster
 from tests.reliability.cut_proxy import CutProxy
 
 pytestmark = [
@@ -31,15 +29,6 @@ pytestmark = [
 OUTAGE = float(os.environ.get("CHAOS_DATABASE_OUTAGE", "20"))
 RECOVERY = 5.0
 INTERVAL = 1.0
-
-
-def status(cluster: Cluster) -> tuple[int, dict]:
-    url = f"http://127.0.0.1:{cluster.port('a')}/api/v1/monitoring/pipeline-status"
-    try:
-        with urllib.request.urlopen(url, timeout=20) as response:  # noqa: S310 (http://127.0.0.1 only)
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
 
 
 async def test_the_database_goes_away_and_comes_back(tmp_path):
@@ -56,7 +45,7 @@ async def test_the_database_goes_away_and_comes_back(tmp_path):
             DATABASE_POOL_TIMEOUT="1",
             WEBSOCKET_BROADCAST_INTERVAL=str(INTERVAL),
         ) as cluster:
-            assert (await asyncio.to_thread(status, cluster))[0] == 200
+            assert (await asyncio.to_thread(cluster.pipeline_status, "a"))[0] == 200
             url = f"ws://127.0.0.1:{cluster.port('a')}/ws/monitoring/pipeline-status"
             async with websockets.connect(url) as ws:
                 frames: list[tuple[float, dict]] = []
@@ -72,14 +61,14 @@ async def test_the_database_goes_away_and_comes_back(tmp_path):
                 cut = time.monotonic()
                 during = []
                 while time.monotonic() - cut < OUTAGE:
-                    during.append(await asyncio.to_thread(status, cluster))
+                    during.append(await asyncio.to_thread(cluster.pipeline_status, "a"))
                     await asyncio.sleep(0.5)
 
                 proxy.restore()
                 back = time.monotonic()
                 after = []
                 while time.monotonic() - back < RECOVERY:
-                    code, body = await asyncio.to_thread(status, cluster)
+                    code, body = await asyncio.to_thread(cluster.pipeline_status, "a")
                     after.append((time.monotonic() - back, code))
                     if code == 200:
                         break

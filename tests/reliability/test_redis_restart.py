@@ -14,8 +14,6 @@ import os
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 import redis
@@ -111,15 +109,6 @@ class Watcher:
         return [m for t, m in self.frames if t > moment and m.get("type") == "pipeline_status_update"]
 
 
-def rest_status(cluster: Cluster, server: str) -> tuple[int, dict]:
-    url = f"http://127.0.0.1:{cluster.port(server)}/api/v1/monitoring/pipeline-status"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (http://127.0.0.1 only)
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-
-
 def frames_sent(cluster: Cluster, server: str) -> float:
     return cluster.metric(server, "conflict_monitor_ws_frames_sent_total")
 
@@ -151,7 +140,7 @@ async def test_redis_down_for_a_while_and_back_empty(private_redis, tmp_path):
             rest_during = []
             while time.monotonic() - stopped < OUTAGE:
                 for server in ("a", "b"):
-                    rest_during.append(await asyncio.to_thread(rest_status, cluster, server))
+                    rest_during.append(await asyncio.to_thread(cluster.pipeline_status, server))
                 await asyncio.sleep(1.0)
             for server in ("a", "b"):
                 process, _ = cluster.servers[server]
