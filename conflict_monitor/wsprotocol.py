@@ -184,13 +184,11 @@ class PreframedWebSocketProtocol(WebSocketProtocol):
 
     def _fell_behind(self) -> bool:
         waiting = buffered_bytes(self.transport)
-        if not waiting:  # the common case, without a settings lookup
-            self._behind_since = None
+        if not waiting or waiting <= slow_client_limits()[0]:  # nothing waiting: no settings lookup
+            if self._behind_since is not None:
+                self._behind_since = None
             return False
-        limit, seconds = slow_client_limits()
-        if waiting <= limit:
-            self._behind_since = None
-            return False
+        seconds = slow_client_limits()[1]
         now = time.monotonic()
         if self._behind_since is None:
             self._behind_since = now
