@@ -31,6 +31,11 @@ WS_REFUSED = Counter(
 )
 WS_FRAMES_SENT = Counter("conflict_monitor_ws_frames_sent", "Topic frames sent to sockets (live and replayed).")
 WS_RESUMES = Counter("conflict_monitor_ws_resumes", "Resume outcomes: replayed from history, or resync.", ["outcome"])
+FEED_DELIVERY_SECONDS = Histogram(
+    "conflict_monitor_feed_delivery_seconds",
+    "From a frame's publish to its hand-off to the last socket of this process that follows its topic.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 BROADCAST_SECONDS = Histogram(
     "conflict_monitor_broadcast_seconds",
     "Duration of one broadcaster tick: status computation, alert evaluation and publishing.",

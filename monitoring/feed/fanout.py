@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from typing import Protocol
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
+from monitoring import telemetry
 from monitoring.events import group_name
 from monitoring.feed.frames import Frame, frame_from_event
 
@@ -88,7 +90,8 @@ class Fanout:
     async def _read(self) -> None:
         while True:
             try:
-                frame = frame_from_event(await self.layer.receive(self.channel))
+                event = await self.layer.receive(self.channel)
+                frame = frame_from_event(event)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -97,11 +100,15 @@ class Fanout:
                 continue
             if frame is None:
                 continue
-            for member in list(self.members.get(frame.topic, ())):
+            members = list(self.members.get(frame.topic, ()))
+            for member in members:
                 try:
                     await member.offer(frame)
                 except Exception:
                     logger.exception("a feed subscriber failed to take frame %s of %s", frame.seq, frame.topic)
+            published_at = event.get("published_at")
+            if members and isinstance(published_at, float):
+                telemetry.FEED_DELIVERY_SECONDS.observe(max(0.0, time.time() - published_at))
 
     async def _rejoin_periodically(self) -> None:
         while True:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,16 @@ class Frame:
 
 
 def frame_event(frame: Frame) -> dict[str, Any]:
-    return {"type": FRAME_EVENT, "topic": frame.topic, "seq": frame.seq, "epoch": frame.epoch, "frame": frame.text}
+    """The event that carries ``frame``, stamped with its publish time (wall clock, for the delivery
+    histogram of each receiving process)."""
+    return {
+        "type": FRAME_EVENT,
+        "topic": frame.topic,
+        "seq": frame.seq,
+        "epoch": frame.epoch,
+        "frame": frame.text,
+        "published_at": time.time(),
+    }
 
 
 def frame_from_event(event: dict[str, Any]) -> Frame | None:

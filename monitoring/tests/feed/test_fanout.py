@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from monitoring import telemetry
 from monitoring.events import group_name
 from monitoring.feed import fanout as fanout_module
 from monitoring.feed.fanout import get_fanout
@@ -68,6 +69,25 @@ async def test_frames_reach_only_the_subscribers_of_their_topic():
     assert [f.topic for f in source.frames] == ["source:acled"]
     await fanout.leave(status, "status")
     await fanout.leave(source, "source:acled")
+
+
+def delivery_count() -> float:
+    (family,) = telemetry.FEED_DELIVERY_SECONDS.collect()
+    return next(sample.value for sample in family.samples if sample.name.endswith("_count"))
+
+
+async def test_each_delivered_frame_is_timed_once_per_process_from_its_publish():
+    fanout = get_fanout()
+    members = [Recorder() for _ in range(3)]
+    for member in members:
+        await fanout.join("status", member)
+    before = delivery_count()
+    await publish(topic="status", data={"n": 1})
+    await publish(topic="status", data={"n": 2})
+    await until(lambda: all(len(m.frames) == 2 for m in members))
+    assert delivery_count() - before == 2  # one observation per frame, not per socket
+    for member in members:
+        await fanout.leave(member, "status")
 
 
 async def test_a_failing_subscriber_does_not_stop_delivery_to_the_others():
