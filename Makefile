@@ -39,7 +39,7 @@ test: $(VENV)/.installed
 	# Browser tests in their own run: Playwright's event loop and pytest-asyncio's must not meet.
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest browser_tests $(PYTEST_ARGS)
 
-## chaos: the fault scenarios with real processes (Redis restart, PostgreSQL cut, broadcaster kill, lossy ingest, hostile frames, caps, slow clients), printing their figures (about 2 minutes); make test runs them too
+## chaos: the fault scenarios with real processes (Redis restart, PostgreSQL cut, broadcaster kill, lossy ingest, hostile frames, connection flood, slow clients), printing their figures (about 2 minutes); make test runs them too
 chaos: $(VENV)/.installed
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -s tests/reliability tests/integration conflict_monitor/tests/test_wsprotocol.py $(PYTEST_ARGS)
 
