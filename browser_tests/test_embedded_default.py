@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -80,7 +81,15 @@ def embedded(tmp_path_factory) -> Iterator[Embedded]:
         yield server
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            # Seen once in CI, not reproduced since: the slow stop is reported, and the server killed
+            # so the rest of the run goes on. What this module tests happened before.
+            process.kill()
+            process.wait()
+            tail = (folder / "runserver.log").read_text(errors="replace")[-3000:]
+            warnings.warn(f"runserver took over 10 s to stop on SIGTERM; its log ends:\n{tail}", stacklevel=1)
         log.close()
 
 
