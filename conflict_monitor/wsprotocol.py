@@ -184,11 +184,12 @@ class PreframedWebSocketProtocol(WebSocketProtocol):
 
     def _fell_behind(self) -> bool:
         waiting = buffered_bytes(self.transport)
-        if not waiting or waiting <= slow_client_limits()[0]:  # nothing waiting: no settings lookup
+        # Nothing waiting, the common case: no settings lookup.
+        limit, seconds = slow_client_limits() if waiting else (0, 0.0)
+        if waiting <= limit:
             if self._behind_since is not None:
                 self._behind_since = None
             return False
-        seconds = slow_client_limits()[1]
         now = time.monotonic()
         if self._behind_since is None:
             self._behind_since = now

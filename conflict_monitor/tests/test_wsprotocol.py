@@ -16,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from conflict_monitor.wsprotocol import text_frame
+from tests.raw_websocket import open_unread
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -157,27 +158,10 @@ def read_frames(sock: socket.socket, count: int, frames: list | None = None) -> 
     return frames
 
 
-def open_raw(port: int, path: str) -> socket.socket:
-    """A WebSocket handshake on a socket with a 16 KB receive window, left unread."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16_384)  # before connect: a small window
-    sock.settimeout(30)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101")
-    return sock
-
-
 def test_a_client_that_reads_late_gets_every_frame_whole_and_in_order_once_it_reads(server_port):
     """The kernel buffers fill partway through a frame: Twisted sends the rest, and the frames behind
     it wait their turn instead of cutting in."""
-    with open_raw(server_port, "/flood") as sock:
+    with open_unread(server_port, "/flood", receive_window=16_384) as sock:
         own = sock.getsockname()[1]
         time.sleep(3.5)  # 16 x 512 KB (8 MB, more than the kernel buffers) pile up against a 16 KB window
         received = read_frames(sock, 32)
@@ -216,7 +200,10 @@ def test_a_client_that_stops_reading_is_dropped_once_it_stays_past_the_limit(tig
     frames: list[tuple[int, bytes]] = []
     own = None
     # The drop resets the connection: it may come before the client has even read the 101 response.
-    with pytest.raises((ConnectionError, ValueError, AssertionError)), open_raw(tight_server_port, "/flood") as sock:
+    with (
+        pytest.raises((ConnectionError, ValueError, AssertionError)),
+        open_unread(tight_server_port, "/flood", receive_window=16_384) as sock,
+    ):
         own = sock.getsockname()[1]
         time.sleep(3.5)  # the whole flood goes out meanwhile
         read_frames(sock, 32, frames)

@@ -108,6 +108,14 @@ class Cluster:
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)
 
+    def rss_mb(self, name: str) -> float:
+        """Server ``name``'s resident memory, from /proc."""
+        process, _ = self.servers[name]
+        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError(f"no VmRSS for {name}")
+
     def metric(self, name: str, sample: str, **labels: str) -> float:
         """One sample of server ``name``'s ``GET /metrics`` (0 when the series is absent)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port(name)}/metrics", timeout=10) as response:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import socket
 import time
-from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
 
-from tests.integration.cluster import Cluster, running_cluster
+from tests.integration.cluster import running_cluster
+from tests.raw_websocket import open_unread
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 SILENT = 100
@@ -21,23 +21,7 @@ GRACE = 1.0
 DEADLINE = 60.0
 SOURCES = 150
 RSS_GROWTH_LIMIT_MB = 64
-
-
-def open_silent(port: int) -> socket.socket:
-    """A WebSocket handshake on a socket with a 4 KB receive window, never read after the 101."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: a small window
-    sock.settimeout(10)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(
-        b"GET /ws/monitoring/pipeline-status HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    head = b""
-    while not head.endswith(b"\r\n\r\n"):
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
+FEED = "/ws/monitoring/pipeline-status"
 
 
 TCP_ESTABLISHED = 1
@@ -47,14 +31,6 @@ def is_dropped(sock: socket.socket) -> bool:
     """The server ended the connection: the kernel's TCP state, so the client still reads nothing
     (a reset leaves the unread frames in the queue, where a peek would still find them)."""
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != TCP_ESTABLISHED
-
-
-def rss_mb(cluster: Cluster) -> float:
-    process, _ = cluster.servers["a"]
-    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def test_clients_that_never_read_are_dropped_and_memory_stays_bounded(tmp_path):
@@ -73,9 +49,9 @@ def test_clients_that_never_read_are_dropped_and_memory_stays_bounded(tmp_path):
         WEBSOCKET_MAX_CONNECTIONS_PER_IP=str(2 * SILENT),
     ) as cluster:
         port = cluster.port("a")
-        rss_before = rss_mb(cluster)
+        rss_before = cluster.rss_mb("a")
         with connect(f"ws://127.0.0.1:{port}/ws/monitoring/pipeline-status", open_timeout=10) as reader:
-            silent = [open_silent(port) for _ in range(SILENT)]
+            silent = [open_unread(port, FEED, receive_window=4096) for _ in range(SILENT)]
             started = time.monotonic()
             received = 0
             peak = rss_before
@@ -83,7 +59,7 @@ def test_clients_that_never_read_are_dropped_and_memory_stays_bounded(tmp_path):
                 for _ in range(10):  # the reading client keeps up meanwhile
                     message = json.loads(reader.recv(timeout=5))
                     received += message["type"] == "pipeline_status_update"
-                peak = max(peak, rss_mb(cluster))
+                peak = max(peak, cluster.rss_mb("a"))
                 if all(is_dropped(sock) for sock in silent):
                     break
             elapsed = time.monotonic() - started

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import string
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from monitoring.events import CLOSE_POLICY_VIOLATION
-from tests.integration.cluster import Cluster, running_cluster
+from tests.integration.cluster import running_cluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 CONNECTIONS = 100
@@ -46,14 +45,6 @@ messages = st.one_of(
 )
 
 
-def server_rss_mb(cluster: Cluster) -> float:
-    process, _ = cluster.servers["a"]
-    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 @pytest.fixture(scope="module")
 def cluster(django_db_setup, tmp_path_factory):
     with running_cluster(
@@ -66,7 +57,7 @@ def test_generated_hostile_frames_never_break_the_server(cluster):
     url = f"ws://127.0.0.1:{cluster.port('a')}/ws/monitoring/pipeline-status"
     closes: list[int | None] = []
     sent = 0
-    rss_before = server_rss_mb(cluster)
+    rss_before = cluster.rss_mb("a")
 
     @settings(max_examples=CONNECTIONS, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(frames=st.lists(messages, min_size=FRAMES_PER_CONNECTION, max_size=FRAMES_PER_CONNECTION))
@@ -85,7 +76,7 @@ def test_generated_hostile_frames_never_break_the_server(cluster):
                 closes.append(closed.rcvd.code if closed.rcvd else None)
 
     one_connection()
-    rss_after = server_rss_mb(cluster)
+    rss_after = cluster.rss_mb("a")
     process, _ = cluster.servers["a"]
     log = (cluster.logs / "a.log").read_text(errors="replace")
 
