@@ -63,6 +63,13 @@ class Servers:
         self.cluster.start_server("b", port=self.feed_port)
         self.cluster.wait_ready()
 
+    def pause_broadcaster(self) -> None:
+        """The only broadcaster hangs (SIGSTOP): no status is published, every socket stays open."""
+        self.cluster.broadcasters[0].send_signal(signal.SIGSTOP)
+
+    def resume_broadcaster(self) -> None:
+        self.cluster.broadcasters[0].send_signal(signal.SIGCONT)
+
     def status(self) -> dict:
         return self._call("/api/v1/monitoring/pipeline-status")
 

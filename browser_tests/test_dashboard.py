@@ -113,6 +113,27 @@ def test_stale_data_is_never_shown_as_healthy(servers, ingest_key, open_page):
     expect(page.locator("#overall-reason")).to_contain_text("reports may have stopped")
 
 
+def test_a_status_the_server_flags_stale_is_shown_as_unknown_until_a_fresh_one(servers, ingest_key, open_page):
+    """The broadcaster hangs: the socket stays live, but the page must not keep claiming the last verdict."""
+    servers.ingest(ingest_key, source="acled", validation_attempts=100, validation_passes=100)
+    page = open_page()
+    wait_live(page)
+    overall = page.get_by_test_id("overall-status")
+    expect(overall).not_to_have_attribute("data-status", "unknown")
+    servers.pause_broadcaster()
+    try:
+        expect(overall).to_have_attribute("data-status", "unknown", timeout=5000)
+        expect(page.locator("#overall-reason")).to_contain_text("status updates have stopped")
+        expect(page.locator("#overall-reason")).to_contain_text("Last known:")
+        expect(label(page)).to_have_text("Live")  # the notices keep the socket alive: no reconnect churn
+        page.wait_for_timeout(HEARTBEAT * 1000 + 500)
+        expect(label(page)).to_have_text("Live")
+        page.screenshot(path=artifact("status-stale.png"))
+    finally:
+        servers.resume_broadcaster()
+    expect(overall).not_to_have_attribute("data-status", "unknown", timeout=5000)
+
+
 def test_feed_outage_polls_the_api_and_recovers_when_the_feed_returns(servers, ingest_key, open_page, console):
     servers.ingest(ingest_key, source="acled")
     page = open_page()

@@ -145,7 +145,38 @@ def test_the_page_never_claims_healthy_on_stale_or_missing_data(module_page):
           honestStatus({ doc: doc("healthy", false), live: false, lastDataAt: now - 59e3, now, pollMs: 30e3 }).status,
           honestStatus({ doc: null, live: true, lastDataAt: null, now, pollMs: 30e3 }).status,
           honestStatus({ doc: doc("critical", true), live: true, lastDataAt: now, now, pollMs: 30e3 }).status,
+          honestStatus({ doc: doc("healthy", false), live: true, lastDataAt: now, now, pollMs: 30e3,
+                         stale: { reason: "database_unavailable", age_seconds: 7, at: now - 3000 } }).reason,
         ];
         """,
     )
-    assert verdicts == ["healthy", "stale", "unknown", "healthy", "unknown", "critical"]
+    assert verdicts[:6] == ["healthy", "stale", "unknown", "healthy", "unknown", "critical"]
+    assert verdicts[6] == (
+        "The status has not been updated for 10 s: the monitor cannot reach its database. Last known: Healthy."
+    )
+
+
+def test_a_stale_notice_is_reported_unless_the_client_already_has_a_newer_status(module_page):
+    result = run(
+        module_page,
+        """
+        const notices = [];
+        const client = new FeedClient({
+          url: "ws://feed.invalid/ws", statusUrl: "/status", heartbeatMs: 60000, pollMs: 60000,
+          WebSocketImpl: FakeSocket, random: () => 0, fetchImpl: async () => ({ ok: false, status: 503 }),
+          onStale: (data) => notices.push(data.last_seq),
+        });
+        client.start();
+        const socket = FakeSocket.all[0];
+        socket.open();
+        socket.deliver(frame(5, "a"));
+        const stale = (lastSeq) => ({ type: "status_stale", topic: null, seq: 0, epoch: "e1", timestamp: "",
+          data: { topic: "status", reason: "no_update", last_seq: lastSeq, age_seconds: 7, stale_after: 6.5 } });
+        socket.deliver(stale(5));
+        socket.deliver(stale(4));   // crossed a newer status: void
+        socket.deliver(stale(null));
+        client.stop();
+        return notices;
+        """,
+    )
+    assert result == [5, None]

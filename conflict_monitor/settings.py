@@ -302,6 +302,9 @@ MONITORING_IDEMPOTENCY_TTL_HOURS = env_int("MONITORING_IDEMPOTENCY_TTL_HOURS", 2
 WEBSOCKET_BROADCAST_INTERVAL = env_float("WEBSOCKET_BROADCAST_INTERVAL", 5.0, minimum=0.1)
 # Event-driven pushes per topic per second (a burst of ingests coalesces into at most this many).
 WEBSOCKET_MAX_PUSH_RATE = env_float("WEBSOCKET_MAX_PUSH_RATE", 2.0, minimum=0.01)
+# A server tells its clients the status is stale once no status frame reached it for this long. Below
+# the 1.5 intervals a standby broadcaster needs to take over, so a handover shows as stale, not frozen.
+WEBSOCKET_STALE_AFTER = env_float("WEBSOCKET_STALE_AFTER", 1.3 * WEBSOCKET_BROADCAST_INTERVAL, minimum=0.1)
 # Without Redis there is one process, so the broadcaster runs inside it.
 WEBSOCKET_EMBEDDED_BROADCASTER = env_bool("WEBSOCKET_EMBEDDED_BROADCASTER", not REDIS_URL)
 WEBSOCKET_MAX_CONNECTIONS = env_int("WEBSOCKET_MAX_CONNECTIONS", 10000, minimum=1)

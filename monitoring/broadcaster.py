@@ -17,8 +17,9 @@ import uuid
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
-from monitoring import telemetry
+from monitoring import events, telemetry
 from monitoring.feed.registry import redis_client
 from monitoring.selectors import pipeline_status
 from monitoring.services.alerts import evaluate_alerts
@@ -28,6 +29,7 @@ from monitoring.services.feed import (
     mark_in_process_broadcaster,
     publish_alert_changes,
     publish_status,
+    publish_status_unavailable,
 )
 from monitoring.services.notifications import deliver_due_notifications
 
@@ -94,7 +96,14 @@ class Broadcaster:
         # The status goes out first: the rules take longer than the status itself (about 20 ms against
         # 5), and an ingest should reach the screen without waiting for them. Its alert list is the
         # one the last evaluation left; when this one changes it, the changes and a new status follow.
-        document = await database_sync_to_async(pipeline_status)()
+        try:
+            document = await database_sync_to_async(pipeline_status)()
+        except Exception as exc:
+            # Silence would only show after WEBSOCKET_STALE_AFTER; the servers can say why at once.
+            database = isinstance(exc, (OperationalError, InterfaceError))
+            reason = events.STALE_DATABASE_UNAVAILABLE if database else events.STALE_STATUS_FAILED
+            await publish_status_unavailable(reason=reason)
+            raise
         self._published = await publish_status(document=document, previous=self._published)
         try:
             changes = await database_sync_to_async(evaluate_alerts)(document=document)

@@ -50,8 +50,9 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     slot_ip: str | None = None
     counted = False  # this socket is in the open-connections gauge
     expiry: asyncio.TimerHandle | None = None
-    # Frames offered while a client request or a gap fill is under way; ``None`` when nothing is.
-    backlog: deque[Frame] | None = None
+    # Frames (and stale notices, as text) offered while a client request or a gap fill is under way;
+    # ``None`` when nothing is.
+    backlog: deque[Frame | str] | None = None
     drainer: asyncio.Future | None = None
     # Nothing more is sent: a send failed (the client's close has begun) or the socket was released.
     closing = False
@@ -189,6 +190,15 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         # Beyond the bound the oldest frames go: the gap they leave is filled from history or resynced.
         self.backlog.append(frame)
 
+    async def notice(self, text: str) -> None:
+        """The fan-out's ``status_stale`` notice; after any frame already waiting, so order holds."""
+        if self.closing or events.STATUS_TOPIC not in self.topics:
+            return
+        if self.backlog is not None:
+            self.backlog.append(text)
+            return
+        await self._send(text)
+
     async def _drain(self) -> None:
         try:
             async with self._in_order():
@@ -208,6 +218,9 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
                 try:
                     while self.backlog:
                         frame = self.backlog.popleft()
+                        if isinstance(frame, str):
+                            await self._send(frame)
+                            continue
                         state = self.topics.get(frame.topic)
                         if state is not None:
                             await self._deliver(frame.topic, state, frame)
@@ -320,8 +333,12 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     async def _refuse(
         self, code: str, message: str, *, request_type: str | None = None, throttle: bool = False
     ) -> None:
+        telemetry.WS_REFUSED_FRAMES.labels(code=code).inc()
         if self.strikes.add():
-            await self.close(code=events.CLOSE_POLICY_VIOLATION)
+            if not self.closing:  # frames already in flight after the close must not count it again
+                self.closing = True
+                telemetry.WS_POLICY_CLOSES.inc()
+                await self.close(code=events.CLOSE_POLICY_VIOLATION)
             return
         if throttle:
             # One rate-limit error per second is enough; answering every flooded frame feeds the flood.
@@ -340,6 +357,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             await self._unsubscribe(message.topic)
         elif message.type == events.GET_STATUS:
             await self._send((await ensure_status_frame()).text)
+            await self._send_stale_notice()
         elif message.type == events.GET_ALERTS:
             await self._send_latest(events.ALERTS_TOPIC)
         elif message.type == events.RESUME:
@@ -375,6 +393,14 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             await self._resume(topic, state, since_seq=resume[0], epoch=resume[1])
         else:
             await self._snapshot(topic, state)
+        if topic == events.STATUS_TOPIC:
+            await self._send_stale_notice()
+
+    async def _send_stale_notice(self) -> None:
+        """After the status a client starts from: whether that status is current (see feed.staleness)."""
+        text = self.fanout.status_notice()
+        if text is not None:
+            await self._send(text)
 
     async def _snapshot(self, topic: str, state: _TopicState) -> None:
         """The topic's latest full state, then the changes published after it, skipping what was sent."""

@@ -48,6 +48,13 @@ RESYNC = "resync"
 SUBSCRIBED = "subscribed"
 UNSUBSCRIBED = "unsubscribed"
 RESUMED = "resumed"
+STATUS_STALE = "status_stale"
+
+# --- Why the status is stale (``status_stale`` frames) ------------------------------------------
+STALE_NO_UPDATE = "no_update"  # no status frame reached this server for WEBSOCKET_STALE_AFTER seconds
+STALE_DATABASE_UNAVAILABLE = "database_unavailable"  # the broadcaster cannot read the database
+STALE_STATUS_FAILED = "status_failed"  # the broadcaster failed to compute the status otherwise
+STALE_REASONS = (STALE_NO_UPDATE, STALE_DATABASE_UNAVAILABLE, STALE_STATUS_FAILED)
 
 # --- Client -> server types -----------------------------------------------------------------
 PING = "ping"
@@ -204,6 +211,29 @@ def resync(*, epoch: str, topic: str, reason: str, latest_seq: int | None) -> st
 def resumed(*, epoch: str, topic: str, since_seq: int, replayed: int) -> str:
     """Sent before the replayed frames of a successful resume."""
     return _reply(RESUMED, epoch=epoch, data={"topic": topic, "since_seq": since_seq, "replayed": replayed})
+
+
+def status_stale(
+    *, epoch: str, reason: str, last_seq: int | None, age_seconds: float | None, stale_after: float
+) -> str:
+    """The status (and with it every topic) is not being updated: what the client shows is old.
+
+    Repeated while it lasts; the next ``pipeline_status_update`` ends it. ``age_seconds`` is how long
+    ago this server received status ``last_seq`` (``None``: none since it started following the topic).
+    """
+    if reason not in STALE_REASONS:
+        raise ValueError(f"unknown stale reason {reason!r}")
+    return _reply(
+        STATUS_STALE,
+        epoch=epoch,
+        data={
+            "topic": STATUS_TOPIC,
+            "reason": reason,
+            "last_seq": last_seq,
+            "age_seconds": None if age_seconds is None else round(age_seconds, 1),
+            "stale_after": stale_after,
+        },
+    )
 
 
 # --- Client messages ---------------------------------------------------------------------------

@@ -30,6 +30,20 @@ WS_REFUSED = Counter(
     "conflict_monitor_ws_refused", "Live-feed sockets refused at the handshake, per reason.", ["reason"]
 )
 WS_FRAMES_SENT = Counter("conflict_monitor_ws_frames_sent", "Topic frames sent to sockets (live and replayed).")
+WS_REFUSED_FRAMES = Counter(
+    "conflict_monitor_ws_refused_frames", "Client frames refused (invalid, too large, flooding), per error code.", ["code"]
+)
+WS_POLICY_CLOSES = Counter(
+    "conflict_monitor_ws_policy_closes", "Live-feed sockets closed with 4008 after too many refused frames."
+)
+FEED_STATUS_STALE = Gauge(
+    "conflict_monitor_feed_status_stale", "1 while this process tells its sockets that the status is stale, else 0."
+)
+FEED_STALE = Counter(
+    "conflict_monitor_feed_stale",
+    "Times this process marked the status stale, per reason (a change of reason counts again).",
+    ["reason"],
+)
 WS_RESUMES = Counter("conflict_monitor_ws_resumes", "Resume outcomes: replayed from history, or resync.", ["outcome"])
 FEED_DELIVERY_SECONDS = Histogram(
     "conflict_monitor_feed_delivery_seconds",

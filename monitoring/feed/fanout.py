@@ -17,9 +17,12 @@ from typing import Protocol
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
+from django.conf import settings
+
 from monitoring import telemetry
-from monitoring.events import group_name
-from monitoring.feed.frames import Frame, frame_from_event
+from monitoring.events import STATUS_TOPIC, group_name
+from monitoring.feed.frames import Frame, frame_from_event, stale_reason_from_event
+from monitoring.feed.staleness import StatusWatch
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,9 @@ class Subscriber(Protocol):
     async def offer(self, frame: Frame) -> None:
         """Take the next frame of a topic it joined; must not wait on I/O."""
 
+    async def notice(self, text: str) -> None:
+        """Take a direct message for the followers of the status (``status_stale``); must not wait on I/O."""
+
 
 class Fanout:
     def __init__(self, layer: BaseChannelLayer) -> None:
@@ -42,6 +48,11 @@ class Fanout:
         self._reader: asyncio.Task | None = None
         self._rejoin: asyncio.Task | None = None
         self._lock = asyncio.Lock()
+        self.status_watch = StatusWatch(
+            stale_after=settings.WEBSOCKET_STALE_AFTER,
+            repeat_every=settings.WEBSOCKET_BROADCAST_INTERVAL,
+            notify=self._tell_status_followers,
+        )
 
     async def join(self, topic: str, member: Subscriber) -> None:
         """Frames of ``topic`` published from now on reach ``member``. Raises when the layer is down."""
@@ -52,6 +63,8 @@ class Fanout:
                 if members is None:
                     await self.layer.group_add(group_name(topic), await self._channel())
                     members = self.members[topic] = {}
+                    if topic == STATUS_TOPIC:
+                        self.status_watch.start()
         members[member] = None
 
     async def leave(self, member: Subscriber, *topics: str) -> None:
@@ -70,15 +83,31 @@ class Fanout:
                 if self.members.get(topic) != {}:
                     continue  # a join came in meanwhile
                 del self.members[topic]
+                if topic == STATUS_TOPIC:
+                    self.status_watch.stop()
                 try:
                     await self.layer.group_discard(group_name(topic), self.channel)
                 except Exception:
                     logger.warning("could not leave the group of %s", topic, exc_info=True)
 
     def close(self) -> None:
+        self.status_watch.stop()
         for task in (self._reader, self._rejoin):
             if task is not None:
                 task.cancel()
+
+    def status_notice(self) -> str | None:
+        """The ``status_stale`` frame for a socket that starts following the status now, if it is stale."""
+        return self.status_watch.notice()
+
+    async def _tell_status_followers(self, text: str) -> None:
+        for member in list(self.members.get(STATUS_TOPIC, ())):
+            if self.status_watch.reason is None:
+                return  # a status frame arrived meanwhile: the notice would now be false
+            try:
+                await member.notice(text)
+            except Exception:
+                logger.exception("a feed subscriber failed to take a stale notice")
 
     async def _channel(self) -> str:
         if self.channel is None:
@@ -99,7 +128,12 @@ class Fanout:
                 await asyncio.sleep(1)
                 continue
             if frame is None:
+                reason = stale_reason_from_event(event)
+                if reason is not None:
+                    self.status_watch.report(reason)
                 continue
+            if frame.topic == STATUS_TOPIC:
+                self.status_watch.fresh(frame)
             members = list(self.members.get(frame.topic, ()))
             for member in members:
                 try:

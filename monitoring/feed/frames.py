@@ -6,6 +6,8 @@ from typing import Any
 
 # The channel-layer event that carries a published frame to every process with subscribers.
 FRAME_EVENT = "feed.frame"
+# The event by which the broadcaster tells every process that it could not produce a status.
+STALE_EVENT = "feed.stale"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,18 @@ def frame_from_event(event: dict[str, Any]) -> Frame | None:
     if event.get("type") != FRAME_EVENT:
         return None
     return Frame(event["topic"], event["seq"], event["epoch"], event["frame"])
+
+
+def stale_event(*, reason: str) -> dict[str, Any]:
+    return {"type": STALE_EVENT, "reason": reason}
+
+
+def stale_reason_from_event(event: dict[str, Any]) -> str | None:
+    """The reason a stale event carries, or ``None`` for any other event."""
+    if event.get("type") != STALE_EVENT:
+        return None
+    reason = event.get("reason")
+    return reason if isinstance(reason, str) else None
 
 
 # ``since`` answers with one of these instead of frames when history cannot fill the gap.

@@ -24,7 +24,7 @@ from monitoring.events import (
     source_topic,
     topic_frame_parts,
 )
-from monitoring.feed.frames import Frame, frame_event
+from monitoring.feed.frames import Frame, frame_event, stale_event
 from monitoring.feed.registry import get_store
 from monitoring.selectors import active_alerts, alert_dict, per_source_status, pipeline_status
 
@@ -59,6 +59,15 @@ async def publish_status(*, document: dict[str, Any], previous: dict[str, str] |
         if previous.get(topic) != fingerprint:
             await publish(topic=topic, data=data)
     return published
+
+
+async def publish_status_unavailable(*, reason: str) -> None:
+    """Tell every server that the status could not be computed (``reason``, one of
+    ``events.STALE_REASONS``), so their clients mark it stale at once. Never raises: Redis may be away too."""
+    try:
+        await get_channel_layer().group_send(group_name(STATUS_TOPIC), stale_event(reason=reason))
+    except Exception:
+        logger.warning("could not report the status as unavailable", exc_info=True)
 
 
 async def publish_alert_changes(*, changes: list, with_list: bool = True) -> None:

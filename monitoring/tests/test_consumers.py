@@ -9,9 +9,11 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import OperationalError
 
 from conflict_monitor.asgi import application
 from monitoring import events
+from monitoring.broadcaster import AlwaysLeader, Broadcaster
 from monitoring.feed.registry import get_store
 from monitoring.selectors import pipeline_status
 from monitoring.services.feed import publish, publish_status
@@ -79,6 +81,63 @@ async def test_two_clients_see_the_same_seq_and_identical_frames():
     await publish_current_status()
     assert await one.receive_from(timeout=3) == await two.receive_from(timeout=3)
     await one.disconnect(), await two.disconnect()
+
+
+# --- staleness ----------------------------------------------------------------------------------
+@pytest.fixture
+def quick_staleness(settings):
+    settings.WEBSOCKET_STALE_AFTER = 0.4
+    settings.WEBSOCKET_BROADCAST_INTERVAL = 0.4
+
+
+@pytest.mark.usefixtures("quick_staleness")
+async def test_a_status_that_stops_coming_is_flagged_stale_and_the_next_status_ends_it():
+    """Never a frozen verdict: without a status for WEBSOCKET_STALE_AFTER the client is told, with the
+    last seq it has; repeated while it lasts; the next status frame is current again."""
+    feed = await open_feed()
+    snapshot = await recv(feed)
+    stale = await recv(feed, timeout=2)
+    assert set(stale) == ENVELOPE
+    assert (stale["type"], stale["topic"], stale["seq"]) == ("status_stale", None, 0)
+    assert stale["data"]["reason"] == "no_update" and stale["data"]["topic"] == "status"
+    assert stale["data"]["stale_after"] == 0.4
+    assert (await recv(feed, timeout=2))["type"] == "status_stale"  # repeated while it lasts
+    await publish_current_status()
+    while (frame := await recv(feed))["type"] == "status_stale":
+        pass  # a repeat may have crossed the publish
+    assert (frame["type"], frame["seq"]) == ("pipeline_status_update", snapshot["seq"] + 1)
+    assert await feed.receive_nothing(timeout=0.3)  # current again: no notice within stale_after
+    await feed.disconnect()
+
+
+@pytest.mark.usefixtures("quick_staleness")
+async def test_a_client_that_connects_or_asks_while_stale_gets_the_notice_after_the_status():
+    first = await open_feed()
+    await recv(first)
+    assert (await recv(first, timeout=2))["type"] == "status_stale"
+    late = await open_feed()
+    assert (await recv(late))["type"] == "pipeline_status_update"
+    notice = await recv(late, timeout=0.2)  # at once, not after the timeout
+    assert notice["type"] == "status_stale" and notice["data"]["age_seconds"] >= 0.4
+    await send(late, {"type": "get_status"})
+    answers = [(await recv(late))["type"] for _ in range(2)]
+    assert answers in (["pipeline_status_update", "status_stale"], ["status_stale", "pipeline_status_update"])
+    await first.disconnect(), await late.disconnect()
+
+
+async def test_a_broadcaster_that_cannot_read_the_database_flags_the_status_stale_at_once(monkeypatch):
+    feed = await open_feed()
+    await recv(feed)
+
+    def database_away():
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("monitoring.broadcaster.pipeline_status", database_away)
+    with pytest.raises(OperationalError):
+        await Broadcaster(lease=AlwaysLeader(), interval=60, max_push_rate=2).publish_once()
+    notice = await recv(feed, timeout=1)  # the default WEBSOCKET_STALE_AFTER is 6.5 s: this is the report
+    assert notice["type"] == "status_stale" and notice["data"]["reason"] == "database_unavailable"
+    await feed.disconnect()
 
 
 # --- client protocol ------------------------------------------------------------------------------

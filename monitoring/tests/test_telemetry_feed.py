@@ -22,6 +22,10 @@ METRICS = {
     "conflict_monitor_ws_refused_total": telemetry.WS_REFUSED,
     "conflict_monitor_ws_resumes_total": telemetry.WS_RESUMES,
     "conflict_monitor_broadcast_seconds_count": telemetry.BROADCAST_SECONDS,
+    "conflict_monitor_ws_refused_frames_total": telemetry.WS_REFUSED_FRAMES,
+    "conflict_monitor_ws_policy_closes_total": telemetry.WS_POLICY_CLOSES,
+    "conflict_monitor_feed_status_stale": telemetry.FEED_STATUS_STALE,
+    "conflict_monitor_feed_stale_total": telemetry.FEED_STALE,
 }
 
 
@@ -88,3 +92,42 @@ async def test_broadcaster_ticks_are_timed():
     before = sample("conflict_monitor_broadcast_seconds_count")
     await Broadcaster(lease=AlwaysLeader(), interval=60, max_push_rate=2).publish_once()
     assert sample("conflict_monitor_broadcast_seconds_count") == before + 1
+
+
+async def test_refused_frames_are_counted_by_code_and_the_policy_close_once(settings):
+    settings.WEBSOCKET_MAX_STRIKES = 3
+    invalid = sample("conflict_monitor_ws_refused_frames_total", code="invalid_json")
+    binary = sample("conflict_monitor_ws_refused_frames_total", code="binary_not_supported")
+    closes = sample("conflict_monitor_ws_policy_closes_total")
+    feed = WebsocketCommunicator(application, PATH)
+    assert (await feed.connect(timeout=5))[0]
+    await feed.receive_from(timeout=5)
+    await feed.send_to(bytes_data=b"\x00")
+    for _ in range(5):  # the fourth strike closes; the fifth arrives on a closing socket
+        await feed.send_to(text_data="{not json")
+    while (output := await feed.receive_output(timeout=5))["type"] != "websocket.close":
+        pass
+    assert output["code"] == 4008
+    assert sample("conflict_monitor_ws_refused_frames_total", code="binary_not_supported") == binary + 1
+    # The third invalid frame is the fourth strike; the later ones count only if read before the close.
+    assert invalid + 3 <= sample("conflict_monitor_ws_refused_frames_total", code="invalid_json") <= invalid + 5
+    assert sample("conflict_monitor_ws_policy_closes_total") == closes + 1
+
+
+async def test_a_stale_status_is_a_gauge_while_it_lasts_and_a_count_per_reason(settings):
+    settings.WEBSOCKET_STALE_AFTER = 0.2
+    broadcaster = Broadcaster(lease=AlwaysLeader(), interval=60, max_push_rate=2)
+    await broadcaster.publish_once()
+    episodes = sample("conflict_monitor_feed_stale_total", reason="no_update")
+    feed = WebsocketCommunicator(application, PATH)
+    assert (await feed.connect(timeout=5))[0]
+    await feed.receive_from(timeout=5)
+    assert sample("conflict_monitor_feed_status_stale") == 0
+    assert json.loads(await feed.receive_from(timeout=5))["type"] == "status_stale"
+    assert sample("conflict_monitor_feed_status_stale") == 1
+    assert sample("conflict_monitor_feed_stale_total", reason="no_update") == episodes + 1
+    await broadcaster.publish_once()
+    while json.loads(await feed.receive_from(timeout=5))["type"] != "pipeline_status_update":
+        pass
+    assert sample("conflict_monitor_feed_status_stale") == 0
+    await feed.disconnect()

@@ -22,6 +22,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 INTERVAL = 2.0
+STALE_AFTER = 1.3 * INTERVAL  # the default WEBSOCKET_STALE_AFTER
 STATUS = "pipeline_status_update"
 
 
@@ -180,14 +181,29 @@ async def test_killing_the_active_broadcaster_hands_over_within_two_intervals(cl
     assert owner, "no broadcaster holds the lease"
     pid = int(owner.decode().split(":")[1])
     assert pid in {p.pid for p in cluster.broadcasters}
+    episodes = cluster.metric("a", "conflict_monitor_feed_stale_total", reason="no_update")
     async with websockets.connect(feed_url(cluster, "a")) as ws:
         last = await next_of(ws, STATUS)
         last = await next_of(ws, STATUS, timeout=3 * INTERVAL)  # a live tick, not the snapshot
+        last_at = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
-        following = await next_of(ws, STATUS, timeout=4 * INTERVAL)
+        between = []
+        while (following := json.loads(await asyncio.wait_for(ws.recv(), 4 * INTERVAL)))["type"] != STATUS:
+            between.append((time.monotonic() - last_at, following))
         gap = time.monotonic() - killed
     assert following["seq"] == last["seq"] + 1
     assert gap <= 2 * INTERVAL + 0.5, gap
-    print(f"\nactive broadcaster SIGKILLed; next status {gap:.2f} s later (interval {INTERVAL:g} s), seq unbroken")
+    # Never a frozen "healthy": the server flags the status stale before the standby takes over.
+    stale = [(at, frame) for at, frame in between if frame["type"] == "status_stale"]
+    assert stale, f"no status_stale between the kill and the handover: {[f['type'] for _, f in between]}"
+    first_at, first = stale[0]
+    assert first["data"]["reason"] == "no_update" and first["data"]["last_seq"] == last["seq"]
+    assert first_at <= STALE_AFTER + 0.5, first_at
+    assert cluster.metric("a", "conflict_monitor_feed_stale_total", reason="no_update") > episodes
+    assert cluster.metric("a", "conflict_monitor_feed_status_stale") == 0  # the handover ended it
+    print(
+        f"\nactive broadcaster SIGKILLed; status_stale {first_at:.2f} s after the last status, next status "
+        f"{gap:.2f} s after the kill (interval {INTERVAL:g} s), seq unbroken"
+    )
     cluster.start_broadcaster()  # back to two for any later test

@@ -58,6 +58,7 @@ def test_generated_hostile_frames_never_break_the_server(cluster):
     closes: list[int | None] = []
     sent = 0
     rss_before = cluster.rss_mb("a")
+    policy_closes_before = cluster.metric("a", "conflict_monitor_ws_policy_closes_total")
 
     @settings(max_examples=CONNECTIONS, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(frames=st.lists(messages, min_size=FRAMES_PER_CONNECTION, max_size=FRAMES_PER_CONNECTION))
@@ -79,6 +80,11 @@ def test_generated_hostile_frames_never_break_the_server(cluster):
     rss_after = cluster.rss_mb("a")
     process, _ = cluster.servers["a"]
     log = (cluster.logs / "a.log").read_text(errors="replace")
+    policy_closes = cluster.metric("a", "conflict_monitor_ws_policy_closes_total") - policy_closes_before
+    refused = {
+        code: cluster.metric("a", "conflict_monitor_ws_refused_frames_total", code=code)
+        for code in ("invalid_json", "invalid_message", "unknown_type", "binary_not_supported", "rate_limited")
+    }
 
     assert process.poll() is None, cluster.log_tail("a")
     assert sent >= CONNECTIONS * 20  # every connection got at least past the rate limit's burst
@@ -87,8 +93,12 @@ def test_generated_hostile_frames_never_break_the_server(cluster):
     assert closes.count(CLOSE_POLICY_VIOLATION) >= CONNECTIONS // 2  # floods are closed as abuse
     assert "Traceback" not in log and "Exception inside application" not in log, cluster.log_tail("a", 80)
     assert rss_after - rss_before < RSS_GROWTH_LIMIT_MB, (rss_before, rss_after)
+    # The counters tell an operator what the clients were told.
+    assert policy_closes == closes.count(CLOSE_POLICY_VIOLATION), (policy_closes, closes.count(CLOSE_POLICY_VIOLATION))
+    assert all(refused.values()), refused
     print(
         f"\n{sent:,} generated frames over {len(closes)} connections; closes: "
         f"{closes.count(CLOSE_POLICY_VIOLATION)} with 4008, {closes.count(1000)} left open (closed by the client); "
-        f"0 with 1011; server RSS {rss_before:.0f} -> {rss_after:.0f} MB"
+        f"0 with 1011; server RSS {rss_before:.0f} -> {rss_after:.0f} MB; counted: {policy_closes:.0f} policy "
+        f"closes, refused frames {', '.join(f'{code} {n:.0f}' for code, n in refused.items())}"
     )

@@ -14,6 +14,7 @@ const canRead = config.publicRead || config.user.authenticated;
 let current = null; // the newest status document
 let lastDataAt = null; // when it arrived (this browser's clock: the server's may differ)
 let lastVia = null;
+let staleNotice = null; // the server's latest `status_stale` data and when it arrived, until a status ends it
 let connection = { state: "connecting", attempt: 0, polling: false, nextRetryAt: null };
 let renderQueued = false;
 let ticker = null;
@@ -41,6 +42,10 @@ const client = new FeedClient({
   // Without public read the socket needs a session cookie, which another host never gets: a ticket works anywhere.
   getTicket: config.publicRead ? null : async () => (await postJson(config.ticketUrl, {}, config.csrfCookieName)).ticket,
   onStatus,
+  onStale: (data) => {
+    staleNotice = { ...data, at: Date.now() };
+    renderOverall();
+  },
   // A resync needs nothing here: the snapshot that follows replaces the state like any newer document or list.
   onAlerts: (frame) => alerts.applyFrame(frame),
   onState: (next) => {
@@ -60,6 +65,7 @@ function onStatus(doc, meta) {
   // A REST answer and socket frames can cross: keep the newest document by its own timestamp.
   if (current && parseTime(doc.timestamp) < parseTime(current.timestamp)) return;
   current = doc;
+  staleNotice = null;
   lastDataAt = Date.now();
   lastVia = meta.via;
   hideBanner();
@@ -83,7 +89,9 @@ function onStatus(doc, meta) {
 
 // --- rendering --------------------------------------------------------------------------------
 function renderOverall() {
-  view.renderOverall(honestStatus({ doc: current, live: connection.state === "live", lastDataAt, now: Date.now(), pollMs }));
+  view.renderOverall(
+    honestStatus({ doc: current, live: connection.state === "live", lastDataAt, now: Date.now(), pollMs, stale: staleNotice }),
+  );
 }
 
 function renderConnection() {

@@ -41,6 +41,7 @@ export class FeedClient {
    * @param {Function} [o.getTicket] async () => ticket, when the feed needs one (public read off)
    * @param {Function} [o.onStatus]  (document, {via: "socket" | "rest"})
    * @param {Function} [o.onAlerts]  (frame) for every new frame of the alerts topic
+   * @param {Function} [o.onStale]   (data of a `status_stale` frame) the server says the status is not current
    * @param {Function} [o.onResync]  (topic) the client dropped its position on `topic`
    * @param {Function} [o.onState]   ({state, attempt, polling, nextRetryAt})
    * @param {Function} [o.onRestError] (httpStatus or 0)
@@ -53,6 +54,7 @@ export class FeedClient {
     this.getTicket = o.getTicket ?? null;
     this.onStatus = o.onStatus ?? noop;
     this.onAlerts = o.onAlerts ?? noop;
+    this.onStale = o.onStale ?? noop;
     this.onResync = o.onResync ?? noop;
     this.onState = o.onState ?? noop;
     this.onRestError = o.onRestError ?? noop;
@@ -173,6 +175,14 @@ export class FeedClient {
       const topic = frame.data?.topic;
       this.topics.delete(topic);
       this.onResync(topic);
+      return;
+    }
+    if (frame.type === "status_stale") {
+      // Only about the status this client has: a notice older than it (a crossing) is void.
+      const last = this.topics.get(STATUS_TOPIC);
+      const lastSeq = frame.data?.last_seq;
+      if (last && last.epoch === frame.epoch && typeof lastSeq === "number" && lastSeq < last.seq) return;
+      this.onStale(frame.data ?? {});
       return;
     }
     if (typeof frame.topic !== "string" || !this._accept(frame)) return; // direct replies, duplicates

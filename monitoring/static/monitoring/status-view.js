@@ -17,13 +17,28 @@ const label = (status) => STATUS_LABELS[status] ?? status;
 const utcHour = (iso) => (parseTime(iso) === null ? "?" : `${new Date(iso).toISOString().slice(11, 16)} UTC`);
 const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
+const STALE_BECAUSE = {
+  no_update: "the monitor's status updates have stopped",
+  database_unavailable: "the monitor cannot reach its database",
+  status_failed: "the monitor could not compute it",
+};
+
 /**
  * What the page may honestly claim. The server's status stands only while the data behind it is fresh:
- * stale metric reports are shown as "Stale", and with the feed down and no fresh answer for two poll
- * intervals the status is "Unknown", never the last healthy verdict.
+ * stale metric reports are shown as "Stale"; when the server says its status is not being updated
+ * (`stale`: a `status_stale` notice and the time it arrived), or with the feed down and no fresh
+ * answer for two poll intervals, the status is "Unknown", never the last healthy verdict.
  */
-export function honestStatus({ doc, live, lastDataAt, now, pollMs }) {
+export function honestStatus({ doc, live, lastDataAt, now, pollMs, stale = null }) {
   if (!doc) return { status: "unknown", reason: "No status received yet." };
+  if (stale) {
+    const since = typeof stale.age_seconds === "number" ? ` for ${duration(stale.age_seconds * 1000 + now - stale.at)}` : "";
+    const because = STALE_BECAUSE[stale.reason] ?? "the monitor is not updating it";
+    return {
+      status: "unknown",
+      reason: `The status has not been updated${since}: ${because}. Last known: ${label(doc.overall_status)}.`,
+    };
+  }
   const age = now - lastDataAt;
   if (!live && age > 2 * pollMs) {
     return {
@@ -39,8 +54,8 @@ export function honestStatus({ doc, live, lastDataAt, now, pollMs }) {
     parts.push(`The newest metric report is ${last === null ? "missing" : ago(now - last)}; reports may have stopped`);
   }
   parts.push(`Data quality: ${label(quality.status)}`);
-  const stale = scraping.stale_sources ? ` (${plural(scraping.stale_sources, "stale source")})` : "";
-  parts.push(`Scraping: ${label(scraping.status)}${stale}`);
+  const staleSources = scraping.stale_sources ? ` (${plural(scraping.stale_sources, "stale source")})` : "";
+  parts.push(`Scraping: ${label(scraping.status)}${staleSources}`);
   parts.push(plural((doc.alerts ?? []).length, "active alert"));
   const reason = `${parts.join(". ")}.`;
   if (quality.stale && doc.overall_status !== "critical") return { status: "stale", reason };
