@@ -350,9 +350,13 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{case['api_p50_ms']:.1f} | {case['api_p99_ms']:.1f} | {case['server_cpu_us_per_row']:,.0f} | "
             f"{case['copy_rows_per_second']:,.0f} | {case['copy_p50_ms']:.1f} | {case['ratio_api_to_copy']:.2f} |"
         )
-    lines += ["", "Every round (API rows/s · COPY rows/s · ratio):", "", "| batch | " + " | ".join(
-        f"round {i + 1}" for i in range(config["rounds"])
-    ) + " |", "|---|" + "---:|" * config["rounds"]]
+    lines += [
+        "",
+        "Every round (API rows/s · COPY rows/s · ratio):",
+        "",
+        "| batch | " + " | ".join(f"round {i + 1}" for i in range(config["rounds"])) + " |",
+        "|---|" + "---:|" * config["rounds"],
+    ]
     for label, case in cases.items():
         rounds = zip(case["api_rounds"], case["copy_rounds"], case["ratio_api_to_copy_per_round"], strict=True)
         cells = [f"{a['rows_per_second']:,.0f} · {c['rows_per_second']:,.0f} · {r:.2f}" for a, c, r in rounds]

@@ -31,7 +31,9 @@ WS_REFUSED = Counter(
 )
 WS_FRAMES_SENT = Counter("conflict_monitor_ws_frames_sent", "Topic frames sent to sockets (live and replayed).")
 WS_REFUSED_FRAMES = Counter(
-    "conflict_monitor_ws_refused_frames", "Client frames refused (invalid, too large, flooding), per error code.", ["code"]
+    "conflict_monitor_ws_refused_frames",
+    "Client frames refused (invalid, too large, flooding), per error code.",
+    ["code"],
 )
 WS_POLICY_CLOSES = Counter(
     "conflict_monitor_ws_policy_closes", "Live-feed sockets closed with 4008 after too many refused frames."

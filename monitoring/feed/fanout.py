@@ -16,7 +16,6 @@ import weakref
 from typing import Protocol
 
 from channels.layers import BaseChannelLayer, get_channel_layer
-
 from django.conf import settings
 
 from monitoring import telemetry

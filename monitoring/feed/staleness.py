@@ -11,6 +11,7 @@ status frame ends it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -21,9 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 class StatusWatch:
-    def __init__(
-        self, *, stale_after: float, repeat_every: float, notify: Callable[[str], Awaitable[None]]
-    ) -> None:
+    def __init__(self, *, stale_after: float, repeat_every: float, notify: Callable[[str], Awaitable[None]]) -> None:
         self.stale_after = stale_after
         self.repeat_every = repeat_every
         self.notify = notify
@@ -108,7 +107,5 @@ class StatusWatch:
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep, or less when a frame or a report changed the verdict meanwhile."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout=max(seconds, 0.0))
-        except TimeoutError:
-            pass

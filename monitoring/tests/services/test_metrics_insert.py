@@ -37,6 +37,7 @@ def test_every_returned_instance_has_the_id_of_the_row_with_its_values():
         assert found.timestamp == metric.timestamp
         assert [getattr(found, name) for name in COUNT_FIELDS] == [getattr(metric, name) for name in COUNT_FIELDS]
 
+
 def test_returned_instances_are_saved_rows():
     [row] = record_metrics(metrics=[MetricInput(source="acled", geocoding_attempts=5, geocoding_successes=4)])
     row.geocoding_successes = 3
