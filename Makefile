@@ -39,9 +39,10 @@ test: $(VENV)/.installed
 	# Browser tests in their own run: Playwright's event loop and pytest-asyncio's must not meet.
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest browser_tests $(PYTEST_ARGS)
 
-## chaos: the fault scenarios with real processes (Redis restart, PostgreSQL cut, broadcaster kill, lossy ingest, hostile frames, connection flood, slow clients), printing their figures (about 2 minutes); make test runs them too
+## chaos: the fault scenarios with real processes (Redis restart, PostgreSQL cut, broadcaster kill, lossy ingest, hostile frames and HTTP input, connection flood, slow clients) and a 1-hour churn soak, printing their figures (about 65 minutes; SOAK_SECONDS=120 for a short one); make test runs them all, the soak for 2 minutes
+SOAK_SECONDS ?= 3600
 chaos: $(VENV)/.installed
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -s tests/reliability tests/integration conflict_monitor/tests/test_wsprotocol.py $(PYTEST_ARGS)
+	CHAOS_SOAK_SECONDS=$(SOAK_SECONDS) DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -s tests/reliability tests/integration conflict_monitor/tests/test_wsprotocol.py $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
