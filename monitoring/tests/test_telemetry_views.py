@@ -1,5 +1,7 @@
 """GET /metrics: Prometheus text for a scraper with the token, or anyone when reads are public."""
 
+import hmac
+
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -39,3 +41,16 @@ def test_a_configured_token_is_required_even_when_reads_are_public(client, setti
 def test_only_reads_are_allowed(client, settings):
     settings.MONITORING_PUBLIC_READ = True
     assert client.post(URL).status_code == 405
+
+
+def test_the_scrape_token_is_compared_in_constant_time(client, settings, monkeypatch):
+    calls, compare = [], hmac.compare_digest
+
+    def recording(a, b):
+        calls.append((a, b))
+        return compare(a, b)
+
+    monkeypatch.setattr("monitoring.telemetry_views.hmac.compare_digest", recording)
+    settings.MONITORING_METRICS_TOKEN = "s3cret-token"
+    assert client.get(URL, headers={"Authorization": "Bearer s3cret-tokeX"}).status_code == 401
+    assert calls == [(b"s3cret-tokeX", b"s3cret-token")]

@@ -1,6 +1,7 @@
 """Ingest tokens are stored hashed and checked in constant time."""
 
 import hashlib
+import hmac
 
 import pytest
 
@@ -40,3 +41,23 @@ def test_two_tokens_get_different_keys():
     _, first = create_ingest_token(name="a")
     _, second = create_ingest_token(name="b")
     assert first != second
+
+
+def test_the_secret_is_checked_by_a_constant_time_comparison_of_digests(monkeypatch):
+    """Timing cannot reveal how much of a guessed key is right: the lookup uses the key's public
+    prefix only, and the secret is compared as two SHA-256 digests by ``hmac.compare_digest``."""
+    calls, compare = [], hmac.compare_digest
+
+    def recording(a, b):
+        calls.append((a, b))
+        return compare(a, b)
+
+    monkeypatch.setattr("monitoring.services.tokens.hmac.compare_digest", recording)
+    token, key = create_ingest_token(name="scraper")
+    guess = key[:-1] + ("A" if key[-1] != "A" else "B")
+    assert authenticate_ingest_token(raw_key=guess) is None
+    assert authenticate_ingest_token(raw_key=key) == token
+    assert calls == [
+        (token.key_hash, hashlib.sha256(guess.encode()).hexdigest()),
+        (token.key_hash, token.key_hash),
+    ]
