@@ -89,10 +89,10 @@ class Watcher:
                     async for text in ws:
                         message = json.loads(text)
                         self.frames.append((time.monotonic(), message))
-                        if message.get("topic") != "pipeline-status":
-                            continue
-                        if message["type"] == "resync":
+                        if message["type"] == "resync" and message["data"]["topic"] == "status":
                             last = None  # the snapshot that follows starts the count again
+                            continue
+                        if message.get("topic") != "status":
                             continue
                         if last is not None and message["epoch"] == last[0] and message["seq"] != last[1] + 1:
                             self.faults.append(f"seq {last[1]} -> {message['seq']} without a resync")
@@ -107,6 +107,9 @@ class Watcher:
 
     def status_frames_after(self, moment: float) -> list[dict]:
         return [m for t, m in self.frames if t > moment and m.get("type") == "pipeline_status_update"]
+
+    def stale_notices_between(self, start: float, end: float) -> list[dict]:
+        return [m for t, m in self.frames if start < t < end and m.get("type") == "status_stale"]
 
 
 def frames_sent(cluster: Cluster, server: str) -> float:
@@ -169,7 +172,14 @@ async def test_redis_down_for_a_while_and_back_empty(private_redis, tmp_path):
     assert all(sent_after[s] >= sent_before[s] + CLIENTS_PER_SERVER for s in ("a", "b")), (sent_before, sent_after)
     statuses = {code for code, _ in rest_during}
     assert statuses == {200}, f"REST answered {statuses} while Redis was down"
+    # No status can be published without Redis: each server tells its clients theirs is stale.
+    told = [w.stale_notices_between(stopped, back) for w in watchers]
+    assert all(told), f"{sum(not t for t in told)} clients were not told their status was stale during the outage"
+    assert {m["data"]["reason"] for notices in told for m in notices} == {"no_update"}
+    resyncs = sum(m["type"] == "resync" for w in watchers for _, m in w.frames)
     print(
-        f"\nRedis down {OUTAGE:.0f} s; every client receiving again {recovered:.1f} s after it returned; "
-        f"closes seen: {sorted(codes, key=str)}; REST calls during the outage: {len(rest_during)}, all 200"
+        f"\nRedis down {OUTAGE:.0f} s; every client told its status was stale during the outage "
+        f"({min(map(len, told))}-{max(map(len, told))} status_stale each); receiving again {recovered:.1f} s after "
+        f"it returned, in sequence ({resyncs} resyncs); closes seen: {sorted(codes, key=str)}; REST calls during "
+        f"the outage: {len(rest_during)}, all 200"
     )
