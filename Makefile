@@ -80,3 +80,8 @@ connection-memory-bench: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 test-artifacts
+
+## openapi: regenerate docs/openapi.yaml, the API's OpenAPI schema (fails on any schema warning)
+.PHONY: openapi
+openapi: $(VENV)/.installed
+	$(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml

@@ -1,6 +1,6 @@
-"""daphne on the project's reactor (``conflict_monitor.reactor``), WebSocket protocol
-(``conflict_monitor.wsprotocol``) and server (``conflict_monitor.server``), with daphne's own
-arguments:
+"""daphne on the project's reactor (``conflict_monitor.reactor``), HTTP request
+(``conflict_monitor.httprequest``), WebSocket protocol (``conflict_monitor.wsprotocol``) and server
+(``conflict_monitor.server``), with daphne's own arguments:
 
     python -m conflict_monitor.serve -b 0.0.0.0 -p 8000 conflict_monitor.asgi:application
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 
-from conflict_monitor import reactor, wsprotocol
+from conflict_monitor import httprequest, reactor, wsprotocol
 
 # Young-generation collections every 50,000 net allocations instead of 700: a server with thousands
 # of sockets otherwise runs a collection every few deliveries, and the full ones that follow walk
@@ -26,9 +26,11 @@ def settle_heap() -> None:
 
 
 def prepare() -> reactor.FlushingAsyncioReactor:
-    """Install the reactor and the WebSocket protocol, and settle the heap once the server runs.
-    Call before anything imports daphne.server, which keeps an asyncio reactor already installed."""
+    """Install the reactor, the HTTP request and the WebSocket protocol, and settle the heap once the
+    server runs. Call before anything imports daphne.server, which keeps an asyncio reactor already
+    installed."""
     installed = reactor.install()
+    httprequest.install()
     wsprotocol.install()
     # daphne imports the application before it starts the reactor: this runs after startup's imports
     # and before the first connection.

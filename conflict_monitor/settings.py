@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "drf_spectacular",
     "monitoring",
 ]
 
@@ -178,9 +179,39 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["monitoring.api.permissions.CanReadMonitoring"],
     "EXCEPTION_HANDLER": "monitoring.api.exceptions.json_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+# OpenAPI schema of the API (docs/openapi.yaml, GET /api/v1/monitoring/schema). Nothing in it depends
+# on the environment, so the committed file is the schema every deployment serves.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Conflict Monitor API",
+    "VERSION": "1",
+    "DESCRIPTION": (
+        "Monitoring of the conflict-data pipeline: ingest of data-quality metrics and pipeline runs, the "
+        "pipeline status, trends, alerts and silences. Every error is a JSON body "
+        '`{"error": <code>, "detail": <message>[, "fields": {...}]}` (docs/api.md).'
+    ),
+    # Whoever may read the monitoring API may read its schema.
+    "SERVE_PERMISSIONS": ["monitoring.api.permissions.CanReadMonitoring"],
+    # Separate request and response components: a run as sent (no id) is not a run as answered.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Operation ids and tags from the path after the API's base.
+    "SCHEMA_PATH_PREFIX": "/api/v1/monitoring/",
+    # Several bodies have a "status" (or "direction") with different values: one named enum per meaning.
+    "ENUM_NAME_OVERRIDES": {
+        "PipelineStatusEnum": "monitoring.api.documents.STATUSES",
+        "ReadinessEnum": "monitoring.api.documents.READINESS",
+        "CheckResultEnum": "monitoring.api.documents.CHECK_RESULTS",
+        "LivenessEnum": "monitoring.api.documents.LIVENESS",
+        "RunStatusEnum": "monitoring.models.PipelineRun.Status",
+        "FinishedRunStatusEnum": "monitoring.services.runs.FINISHED",
+        "AnomalyDirectionEnum": "monitoring.api.documents.ANOMALY_DIRECTIONS",
+        "TrendDirectionEnum": "monitoring.api.documents.TREND_DIRECTIONS",
+    },
+}
 
 # --- Monitoring -----------------------------------------------------------------------------
 # Read access to status endpoints without credentials (on for local use, off in production).

@@ -12,5 +12,6 @@ urlpatterns = [
 ]
 
 # API clients get JSON errors, not HTML pages.
+handler400 = "monitoring.api.exceptions.bad_request"
 handler404 = "monitoring.api.exceptions.not_found"
 handler500 = "monitoring.api.exceptions.server_error"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
@@ -11,8 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from monitoring.api.documents import AlertDetail, AlertList, AlertTransition, SilenceDocument, SilenceList
 from monitoring.api.exceptions import error_body
 from monitoring.api.permissions import CanReadMonitoring, ReadOrWriteMixin
+from monitoring.api.schema import READ_NOTES, RETRY_AFTER, WWW_AUTHENTICATE, error_responses
 from monitoring.models import Alert, Silence
 from monitoring.selectors import alert_dict, isoformat, list_alerts
 from monitoring.services.alerts import MAX_COMMENT, InvalidTransition, acknowledge_alert, resolve_alert
@@ -68,6 +71,13 @@ class _OperatorView(APIView):
 class AlertListView(APIView):
     permission_classes = [CanReadMonitoring]
 
+    @extend_schema(
+        summary="Alerts, newest first",
+        description="Filters combine. Reads follow `MONITORING_PUBLIC_READ`, as for the pipeline status.",
+        operation_id="alerts_list",
+        parameters=[AlertQuerySerializer, WWW_AUTHENTICATE, RETRY_AFTER],
+        responses={200: AlertList, **error_responses(statuses=(400, 401, 503), notes=READ_NOTES)},
+    )
     def get(self, request: Request) -> Response:
         query = AlertQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -77,6 +87,17 @@ class AlertListView(APIView):
 class AlertDetailView(APIView):
     permission_classes = [CanReadMonitoring]
 
+    @extend_schema(
+        summary="One alert with its audit trail",
+        description="Reads follow `MONITORING_PUBLIC_READ`, as for the pipeline status.",
+        parameters=[WWW_AUTHENTICATE, RETRY_AFTER],
+        responses={
+            200: AlertDetail,
+            **error_responses(
+                statuses=(401, 404, 503), notes={**READ_NOTES, 404: "`not_found`: no alert with this id."}
+            ),
+        },
+    )
     def get(self, request: Request, alert_id: int) -> Response:
         alert = Alert.objects.select_related("acknowledged_by", "resolved_by").filter(pk=alert_id).first()
         if alert is None:
@@ -99,6 +120,21 @@ class AlertDetailView(APIView):
 class _TransitionView(_OperatorView):
     transition = None  # set by subclasses
 
+    @extend_schema(
+        description="Logged-in session with CSRF. Repeating a transition changes nothing (`changed`: false).",
+        request=CommentSerializer,
+        parameters=[RETRY_AFTER],
+        responses={
+            200: AlertTransition,
+            **error_responses(
+                statuses=(400, 403, 404, 409, 413, 415, 503),
+                notes={
+                    404: "`not_found`: no alert with this id.",
+                    409: "`invalid_transition`: e.g. acknowledging a resolved alert.",
+                },
+            ),
+        },
+    )
     def post(self, request: Request, alert_id: int) -> Response:
         body = CommentSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -113,10 +149,12 @@ class _TransitionView(_OperatorView):
         return Response({**alert_dict(alert), "changed": changed})
 
 
+@extend_schema_view(post=extend_schema(summary="Acknowledge an alert"))
 class AlertAcknowledgeView(_TransitionView):
     transition = staticmethod(acknowledge_alert)
 
 
+@extend_schema_view(post=extend_schema(summary="Resolve an alert"))
 class AlertResolveView(_TransitionView):
     transition = staticmethod(resolve_alert)
 
@@ -125,10 +163,30 @@ class SilenceListCreateView(ReadOrWriteMixin, APIView):
     write_authenticator = SessionAuthentication
     write_permission = IsAuthenticated
 
+    @extend_schema(
+        summary="Silences that have not ended",
+        description="Soonest end first. Reads follow `MONITORING_PUBLIC_READ`, as for the pipeline status.",
+        operation_id="silences_list",
+        parameters=[WWW_AUTHENTICATE, RETRY_AFTER],
+        responses={200: SilenceList, **error_responses(statuses=(401, 503), notes=READ_NOTES)},
+    )
     def get(self, request: Request) -> Response:
         silences = Silence.objects.filter(ends_at__gt=timezone.now()).select_related("created_by").order_by("ends_at")
         return Response({"results": [silence_dict(s) for s in silences]})
 
+    @extend_schema(
+        summary="Create a silence",
+        description=(
+            "Logged-in session with CSRF. Notifications for matching alerts stop while it is active; "
+            "`weekdays` with `daily_start` and `duration_minutes` make it a weekly window (docs/alerts.md)."
+        ),
+        request=SilenceSerializer,
+        parameters=[RETRY_AFTER],
+        responses={
+            201: SilenceDocument,
+            **error_responses(statuses=(400, 403, 413, 415, 503)),
+        },
+    )
     def post(self, request: Request) -> Response:
         body = SilenceSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -140,6 +198,16 @@ class SilenceListCreateView(ReadOrWriteMixin, APIView):
 
 
 class SilenceExpireView(_OperatorView):
+    @extend_schema(
+        summary="End a silence now",
+        description="Logged-in session with CSRF. The silence stays on record; ending an ended one changes nothing.",
+        request=None,
+        parameters=[RETRY_AFTER],
+        responses={
+            200: SilenceDocument,
+            **error_responses(statuses=(403, 404, 413, 503), notes={404: "`not_found`: no silence with this id."}),
+        },
+    )
     def post(self, request: Request, silence_id: int) -> Response:
         try:
             silence = expire_silence(silence_id=silence_id)

@@ -51,6 +51,15 @@ def _is_api(request) -> bool:
     return request.path.startswith("/api/")
 
 
+def bad_request(request, exception=None):
+    # Django answers here the requests it refuses as malformed (a Host outside ALLOWED_HOSTS, more than
+    # DATA_UPLOAD_MAX_NUMBER_FIELDS parameters). The reason stays in the log: a message like the refused
+    # Host's would tell a client what the server accepts.
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    return JsonResponse(error_body(code="bad_request", detail="Malformed request."), status=400)
+
+
 def not_found(request, exception=None):
     if not _is_api(request):
         return defaults.page_not_found(request, exception)

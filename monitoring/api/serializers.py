@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from monitoring.models import PipelineRun
@@ -17,6 +18,17 @@ from monitoring.services.metrics import (
 from monitoring.services.runs import MAX_ERROR_CHARS
 
 
+@extend_schema_field({"type": "string", "pattern": SOURCE_PATTERN.pattern})
+class SourceNameField(serializers.CharField):
+    """A source name. The pattern is checked, and its error worded, by the services (``MetricInput``,
+    ``record_run``) and the trends query; this field carries it into the OpenAPI schema."""
+
+
+@extend_schema_field({"type": "string", "pattern": METRIC_TYPE_PATTERN.pattern})
+class MetricTypeField(serializers.CharField):
+    """A metric type; checked like :class:`SourceNameField`, by ``MetricInput``."""
+
+
 class StatusQuerySerializer(serializers.Serializer):
     window_hours = serializers.IntegerField(min_value=MIN_WINDOW_HOURS, max_value=MAX_WINDOW_HOURS, required=False)
 
@@ -25,11 +37,12 @@ def _count() -> serializers.IntegerField:
     return serializers.IntegerField(min_value=0, max_value=MAX_COUNT, default=0)
 
 
+@extend_schema_serializer(description="One data-quality metric report.")
 class MetricSerializer(serializers.Serializer):
     """One metric report; ``validated_data`` is a :class:`MetricInput`."""
 
-    source = serializers.CharField(max_length=100)
-    metric_type = serializers.CharField(max_length=50, default="batch")
+    source = SourceNameField(max_length=100)
+    metric_type = MetricTypeField(max_length=50, default="batch")
     timestamp = serializers.DateTimeField(required=False)
     geocoding_attempts = _count()
     geocoding_successes = _count()
@@ -105,7 +118,7 @@ def _plain_metrics(items: list[Any]) -> list[MetricInput] | None:
 
 
 class RunCreateSerializer(serializers.Serializer):
-    source = serializers.CharField(max_length=100)
+    source = SourceNameField(max_length=100)
     stage = serializers.ChoiceField(choices=PipelineRun.Stage.choices)
     status = serializers.ChoiceField(choices=PipelineRun.Status.choices, default=PipelineRun.Status.RUNNING)
     started_at = serializers.DateTimeField(required=False)
@@ -134,3 +147,6 @@ class PipelineRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = PipelineRun
         fields = ["id", "source", "stage", "status", "started_at", "finished_at", "items_in", "items_out", "error"]
+        # The counts' bounds as the API enforces them, not the database backend's integer range (which
+        # the OpenAPI schema would otherwise show, different on SQLite and PostgreSQL).
+        extra_kwargs = {name: {"min_value": 0, "max_value": MAX_COUNT} for name in ("items_in", "items_out")}

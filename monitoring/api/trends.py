@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from monitoring.api.documents import TrendsDocument
 from monitoring.api.permissions import CanReadMonitoring
+from monitoring.api.schema import READ_NOTES, RETRY_AFTER, WWW_AUTHENTICATE, error_responses
+from monitoring.api.serializers import SourceNameField
 from monitoring.services.metrics import SOURCE_PATTERN
 from monitoring.trends import (
     BUCKET_HOURS,
@@ -42,7 +46,7 @@ class MetricListField(serializers.ListField):
 
 class TrendsQuerySerializer(serializers.Serializer):
     metric = MetricListField(source="metrics", required=False)
-    source = serializers.CharField(required=False, trim_whitespace=False)
+    source = SourceNameField(required=False, trim_whitespace=False)
     bucket = serializers.ChoiceField(choices=list(BUCKET_HOURS), default=HOUR)
     window = serializers.IntegerField(
         source="window_hours", min_value=MIN_WINDOW_HOURS, max_value=MAX_WINDOW_HOURS, required=False
@@ -74,6 +78,12 @@ class TrendsQuerySerializer(serializers.Serializer):
 class TrendsView(APIView):
     permission_classes = [CanReadMonitoring]
 
+    @extend_schema(
+        summary="Bucketed rate and volume series with their change versus the previous period",
+        description="docs/trends.md. Reads follow `MONITORING_PUBLIC_READ`, as for the pipeline status.",
+        parameters=[TrendsQuerySerializer, WWW_AUTHENTICATE, RETRY_AFTER],
+        responses={200: TrendsDocument, **error_responses(statuses=(400, 401, 503), notes=READ_NOTES)},
+    )
     def get(self, request: Request) -> Response:
         query = TrendsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from monitoring.api import alerts, views
+from monitoring.api.schema import SchemaView
 from monitoring.api.trends import TrendsView
 
 urlpatterns = [
@@ -18,4 +19,5 @@ urlpatterns = [
     path("alerts/<int:alert_id>/resolve", alerts.AlertResolveView.as_view(), name="alert-resolve"),
     path("silences", alerts.SilenceListCreateView.as_view(), name="silences"),
     path("silences/<int:silence_id>/expire", alerts.SilenceExpireView.as_view(), name="silence-expire"),
+    path("schema", SchemaView.as_view(), name="schema"),
 ]

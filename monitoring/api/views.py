@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
@@ -16,10 +17,28 @@ from rest_framework.views import APIView
 
 from monitoring import readiness
 from monitoring.api.authentication import IngestTokenAuthentication
+from monitoring.api.documents import (
+    HealthDocument,
+    MetricsCreated,
+    ReadinessDocument,
+    RunList,
+    StatusDocument,
+    WebSocketTicket,
+)
 from monitoring.api.exceptions import error_body
 from monitoring.api.parsers import PayloadTooLarge
 from monitoring.api.permissions import CanReadMonitoring, HasIngestToken, ReadOrWriteMixin
+from monitoring.api.schema import (
+    IDEMPOTENCY_KEY,
+    IDEMPOTENT_REPLAYED,
+    INGEST_NOTES,
+    READ_NOTES,
+    RETRY_AFTER,
+    WWW_AUTHENTICATE,
+    error_responses,
+)
 from monitoring.api.serializers import (
+    MetricSerializer,
     PipelineRunSerializer,
     RunCreateSerializer,
     RunFinishSerializer,
@@ -76,6 +95,15 @@ def _respond_idempotently(
 class PipelineStatusView(APIView):
     permission_classes = [CanReadMonitoring]
 
+    @extend_schema(
+        summary="The pipeline status document",
+        description=(
+            "Scraping health and data quality over a trailing window, the current anomalies and the active "
+            "alerts (docs/status.md). An empty database is a 200 with `no_data`."
+        ),
+        parameters=[StatusQuerySerializer, WWW_AUTHENTICATE, RETRY_AFTER],
+        responses={200: StatusDocument, **error_responses(statuses=(400, 401, 503), notes=READ_NOTES)},
+    )
     def get(self, request: Request) -> Response:
         query = StatusQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -88,6 +116,7 @@ class HealthView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(summary="Liveness", auth=[], responses={200: HealthDocument})
     def get(self, request: Request) -> Response:
         return Response({"status": "ok"})
 
@@ -98,6 +127,14 @@ class ReadyView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        summary="Readiness",
+        auth=[],
+        responses={
+            200: ReadinessDocument,
+            503: OpenApiResponse(ReadinessDocument, description="Not ready; `errors` says why."),
+        },
+    )
     def get(self, request: Request) -> Response:
         checks = {"database": readiness.check_database(), "channel_layer": readiness.check_channel_layer()}
         failed = {name: reason for name, reason in checks.items() if reason is not None}
@@ -117,6 +154,16 @@ class WebSocketTicketView(APIView):
     authentication_classes = [SessionAuthentication]
     permission_classes = [IsAuthenticated]
 
+    @extend_schema(
+        summary="A single-use ticket for the live feed",
+        description="Logged-in session with CSRF (docs/protocol.md).",
+        request=None,
+        parameters=[RETRY_AFTER],
+        responses={
+            201: WebSocketTicket,
+            **error_responses(statuses=(403, 413, 503)),
+        },
+    )
     def post(self, request: Request) -> Response:
         ticket = issue_ticket(user_id=request.user.pk)
         return Response({"ticket": ticket, "expires_in": settings.WEBSOCKET_TICKET_TTL}, status=status.HTTP_201_CREATED)
@@ -126,6 +173,32 @@ class MetricIngestView(APIView):
     authentication_classes = [IngestTokenAuthentication]
     permission_classes = [HasIngestToken]
 
+    @extend_schema(
+        summary="Store data-quality metrics",
+        description=(
+            "One metric or a list of 1 to `MONITORING_INGEST_MAX_BATCH` (5000) metrics, stored all or nothing. "
+            "`geocoding_successes` cannot exceed `geocoding_attempts`, nor `validation_passes` "
+            "`validation_attempts`; `timestamp` (default now) lies at most 5 minutes in the future."
+        ),
+        request=PolymorphicProxySerializer(
+            component_name="MetricOrBatch",
+            serializers=[MetricSerializer, MetricSerializer(many=True, min_length=1)],
+            resource_type_field_name=None,
+            many=False,
+        ),
+        parameters=[IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, WWW_AUTHENTICATE, RETRY_AFTER],
+        responses={
+            201: MetricsCreated,
+            **error_responses(
+                statuses=(400, 401, 413, 415, 422, 503),
+                notes={
+                    **INGEST_NOTES,
+                    413: "`payload_too_large`: the body exceeds `MONITORING_INGEST_MAX_BODY_BYTES` (2 MiB), or "
+                    "the list holds more than `MONITORING_INGEST_MAX_BATCH` (5000) metrics.",
+                },
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         data = request.data
         many = isinstance(data, list)
@@ -147,12 +220,32 @@ class RunListCreateView(ReadOrWriteMixin, APIView):
     write_authenticator = IngestTokenAuthentication
     write_permission = HasIngestToken
 
+    @extend_schema(
+        summary="Pipeline runs, newest first",
+        description="Filters combine. Reads follow `MONITORING_PUBLIC_READ`, as for the pipeline status.",
+        operation_id="runs_list",
+        parameters=[RunQuerySerializer, WWW_AUTHENTICATE, RETRY_AFTER],
+        responses={200: RunList, **error_responses(statuses=(400, 401, 503), notes=READ_NOTES)},
+    )
     def get(self, request: Request) -> Response:
         query = RunQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         runs = list_runs(**query.validated_data)
         return Response({"results": PipelineRunSerializer(runs, many=True).data})
 
+    @extend_schema(
+        summary="Record a pipeline run",
+        description=(
+            "A run that has started (`running`), or one that already finished (`finished_at` defaults to now). "
+            "Times at most 5 minutes in the future; a finished run cannot finish before it started."
+        ),
+        request=RunCreateSerializer,
+        parameters=[IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, WWW_AUTHENTICATE, RETRY_AFTER],
+        responses={
+            201: PipelineRunSerializer,
+            **error_responses(statuses=(400, 401, 413, 415, 422, 503), notes=INGEST_NOTES),
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = RunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -171,6 +264,23 @@ class RunFinishView(APIView):
     authentication_classes = [IngestTokenAuthentication]
     permission_classes = [HasIngestToken]
 
+    @extend_schema(
+        summary="Finish a running pipeline run",
+        description="Times at most 5 minutes in the future, and not before the run started.",
+        request=RunFinishSerializer,
+        parameters=[IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, WWW_AUTHENTICATE, RETRY_AFTER],
+        responses={
+            200: PipelineRunSerializer,
+            **error_responses(
+                statuses=(400, 401, 404, 409, 413, 415, 422, 503),
+                notes={
+                    **INGEST_NOTES,
+                    404: "`not_found`: no run with this id.",
+                    409: "`run_already_finished`: the run is not running.",
+                },
+            ),
+        },
+    )
     def post(self, request: Request, run_id: int) -> Response:
         serializer = RunFinishSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -1,0 +1,147 @@
+"""The API's OpenAPI description: the ingest-token security scheme, the common error body, the
+parameters and headers several endpoints share, and the view that serves the schema.
+
+docs/openapi.yaml is the committed copy (``make openapi`` regenerates it).
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from monitoring.services.idempotency import MAX_KEY_LENGTH
+
+
+class IngestTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "monitoring.api.authentication.IngestTokenAuthentication"
+    name = "ingestToken"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>`, a key from `manage.py create_ingest_token <name>`.",
+        }
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error: ``{"error": <code>, "detail": <message>[, "fields": {...}]}``."""
+
+    error = serializers.CharField(help_text="Machine-readable code, e.g. `invalid`, `not_authenticated`.")
+    detail = serializers.CharField(help_text="Human-readable message.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Declared as a class attribute, a field named "fields" would replace Serializer.fields itself.
+        fields = super().get_fields()
+        fields["fields"] = serializers.DictField(
+            required=False,
+            help_text=(
+                "Only with `invalid`: the messages per field, parameter or header; in a bulk request "
+                "keyed by the failing items' positions."
+            ),
+        )
+        return fields
+
+
+# What each status means across the API; an endpoint may say more about its own.
+ERROR_MEANINGS = {
+    400: "`invalid`: a field or parameter is wrong (`fields` names it); `parse_error`: the body is not JSON.",
+    401: (
+        "`not_authenticated` / `authentication_failed`: missing, malformed, unknown or revoked token "
+        "(`WWW-Authenticate: Token`)."
+    ),
+    403: (
+        "`not_authenticated` without a logged-in session (an ingest token is not one); "
+        "`permission_denied` on a CSRF failure."
+    ),
+    404: "`not_found`.",
+    409: "The resource is not in a state that allows this.",
+    413: "`payload_too_large`: the body exceeds `MONITORING_INGEST_MAX_BODY_BYTES` (2 MiB by default).",
+    415: "`unsupported_media_type`: the body is not `application/json`.",
+    422: "`idempotency_key_reused`: the `Idempotency-Key` was first used with a different request.",
+    503: "`database_unavailable`: the database does not answer; retry after `Retry-After` seconds.",
+}
+
+
+# Reads: a 401 only without credentials while MONITORING_PUBLIC_READ is off, or for a bad token header.
+READ_NOTES = {
+    401: (
+        "`not_authenticated` without credentials while `MONITORING_PUBLIC_READ` is off; "
+        "`authentication_failed` for a malformed, unknown or revoked token (`WWW-Authenticate: Token`)."
+    )
+}
+INGEST_NOTES = {
+    400: (
+        f"`invalid`: a field is wrong (`fields` names it) or the `Idempotency-Key` is not 1-{MAX_KEY_LENGTH} "
+        "printable characters; `parse_error`: the body is not JSON."
+    ),
+}
+
+
+def error_responses(
+    *, statuses: tuple[int, ...], notes: dict[int, str] | None = None
+) -> dict[tuple[int, str], OpenApiResponse]:
+    """The error responses ``statuses`` with the common error body; ``notes`` replace a status's meaning.
+
+    Keyed by media type too: errors are JSON whatever else the endpoint renders (the schema endpoint).
+    """
+    notes = notes or {}
+    return {
+        (status, JSONRenderer.media_type): OpenApiResponse(
+            ErrorSerializer, description=notes.get(status, ERROR_MEANINGS[status])
+        )
+        for status in statuses
+    }
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+    OpenApiParameter.HEADER,
+    description=(
+        f"1-{MAX_KEY_LENGTH} printable characters, scoped to the token: a retry with the same key and the "
+        "same body gets the first successful answer again and writes nothing (docs/api.md, Idempotency)."
+    ),
+)
+IDEMPOTENT_REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed",
+    str,
+    OpenApiParameter.HEADER,
+    enum=["true"],
+    description="Present when the answer is the stored one of an earlier request with the same key.",
+    response=[200, 201],
+)
+RETRY_AFTER = OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, description="Seconds.", response=[503])
+WWW_AUTHENTICATE = OpenApiParameter("WWW-Authenticate", str, OpenApiParameter.HEADER, enum=["Token"], response=[401])
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI schema of this API, readable by whoever may read the monitoring API."""
+
+    @extend_schema(
+        summary="The OpenAPI 3 schema of this API",
+        description="YAML by default; JSON with `?format=json` or `Accept: application/json`.",
+        parameters=[OpenApiParameter("format", str, enum=["json", "yaml"]), WWW_AUTHENTICATE],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="The schema (docs/openapi.yaml)."),
+            **error_responses(statuses=(401, 404), notes={404: "`not_found`: `format` is neither `json` nor `yaml`."}),
+        },
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        # Served in one language: honouring ``?lang=`` would keep a translation catalogue in the
+        # process for every distinct value a client sends.
+        return self._get_schema_response(request)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        # The schema's own renderers come first (YAML): an error would be rendered as YAML.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
