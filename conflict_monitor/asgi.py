@@ -17,12 +17,13 @@ settings.SECRET_KEY  # noqa: B018
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from monitoring.body_limit import BodySizeLimitMiddleware  # noqa: E402
+from monitoring.http_metrics import HttpMetricsMiddleware  # noqa: E402
 from monitoring.origins import TrustedOriginValidator  # noqa: E402
 from monitoring.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": BodySizeLimitMiddleware(django_asgi_app),
+        "http": HttpMetricsMiddleware(BodySizeLimitMiddleware(django_asgi_app)),
         # No AuthMiddlewareStack: the consumer looks up a session only when the feed is private
         # (monitoring.feed.session), instead of on every handshake for the socket's whole life.
         "websocket": TrustedOriginValidator(URLRouter(websocket_urlpatterns)),

@@ -25,6 +25,19 @@ INGESTED = Counter(
 )
 
 
+HTTP_RESPONSES = Counter(
+    "conflict_monitor_http_responses",
+    "HTTP responses, per URL pattern (unmatched: none) and status class (2xx, 4xx, 5xx, ...).",
+    ["route", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "conflict_monitor_http_request_seconds",
+    "From a request's arrival to its response's start and body, per URL pattern.",
+    ["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
 WS_CONNECTIONS = Gauge("conflict_monitor_ws_connections", "Live-feed sockets open in this process.")
 WS_REFUSED = Counter(
     "conflict_monitor_ws_refused", "Live-feed sockets refused at the handshake, per reason.", ["reason"]

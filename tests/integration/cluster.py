@@ -118,13 +118,21 @@ class Cluster:
 
     def metric(self, name: str, sample: str, **labels: str) -> float:
         """One sample of server ``name``'s ``GET /metrics`` (0 when the series is absent)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port(name)}/metrics", timeout=10) as response:
+        return sum(found.value for found in self._samples(name, sample) if found.labels == labels)
+
+    def metric_total(self, name: str, sample: str, **labels: str) -> float:
+        """The sum of every series of ``sample`` whose labels include ``labels`` (0 when there is none)."""
+        return sum(found.value for found in self._samples(name, sample) if labels.items() <= found.labels.items())
+
+    def _samples(self, name: str, sample: str) -> list:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port(name)}/metrics")
+        if token := self.env.get("MONITORING_METRICS_TOKEN"):
+            request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (http://127.0.0.1 only)
             text = response.read().decode()
-        for family in text_string_to_metric_families(text):
-            for found in family.samples:
-                if found.name == sample and found.labels == labels:
-                    return found.value
-        return 0.0
+        return [
+            found for family in text_string_to_metric_families(text) for found in family.samples if found.name == sample
+        ]
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.logs / f"{name}.log"

@@ -211,6 +211,7 @@ def test_generated_hostile_requests_get_no_5xx_and_only_json_errors(tmp_path):
         servers=("a",),
         broadcasters=0,
         MONITORING_PUBLIC_READ="0",
+        MONITORING_METRICS_TOKEN="hostile-http-scrape",
         # Plain http in the test: cookies marked Secure would never come back.
         SESSION_COOKIE_SECURE="0",
         CSRF_COOKIE_SECURE="0",
@@ -230,6 +231,10 @@ def test_generated_hostile_requests_get_no_5xx_and_only_json_errors(tmp_path):
             name="anonymous", location=str(tmp_path / "openapi.json"), url=base, workdir=tmp_path, headers={}
         )
         server_log = cluster.log_tail("a", lines=30)
+        counted = {
+            status: cluster.metric_total("a", "conflict_monitor_http_responses_total", status=status)
+            for status in ("2xx", "4xx", "5xx")
+        }
 
     for run in (authenticated, anonymous):
         assert run.exit_code == 0, f"schemathesis found problems in the {run.name} pass:\n{run.output[-6000:]}"
@@ -253,7 +258,12 @@ def test_generated_hostile_requests_get_no_5xx_and_only_json_errors(tmp_path):
         if entry["response"]["status"] < 400
     }
     assert succeeded <= PUBLIC, sorted(succeeded - PUBLIC)
+    # The server's own count agrees: no 5xx, and at least every 4xx the two passes saw.
+    seen_4xx = sum(n for run in (authenticated, anonymous) for s, n in run.statuses().items() if 400 <= s < 500)
+    assert counted["5xx"] == 0 and counted["4xx"] >= seen_4xx, (counted, seen_4xx)
     print(
         f"\nschemathesis over {len(documented)} operations, {EXAMPLES} examples per operation, seed {SEED}, "
-        f"checks {', '.join(CHECKS)}\n{authenticated.figures()}\n{anonymous.figures()}"
+        f"checks {', '.join(CHECKS)}\n{authenticated.figures()}\n{anonymous.figures()}\nthe server counted "
+        f"{counted['2xx']:,.0f} 2xx, {counted['4xx']:,.0f} 4xx, {counted['5xx']:,.0f} 5xx "
+        f"(conflict_monitor_http_responses_total)"
     )
