@@ -26,6 +26,7 @@ WINDOW = min(30.0, DURATION / 8)  # RSS is compared as medians over a window aft
 RSS_GROWTH_LIMIT = 0.05
 CHURNERS = 16
 STAYING = 5
+MAX_AGE = max(40.0, DURATION / 3)
 INTERVAL = 2.0
 STATUS = "pipeline_status_update"
 TOPICS = ("alerts", "source:acled", "source:gdelt")
@@ -79,16 +80,27 @@ class Churn:
             return frame["seq"], frame["epoch"]
 
 
-async def stay(url: str, seen: list[dict], stop: asyncio.Event) -> None:
-    """A client that stays connected: every status frame, in order, until the soak ends."""
-    async with websockets.connect(url, open_timeout=20) as ws:
-        while not stop.is_set():
+async def stay(url: str, seen: list[dict], recycled: list[int], stop: asyncio.Event) -> None:
+    """A client that stays for the whole soak: every status frame, in order. The server recycles its
+    connection at WEBSOCKET_MAX_CONNECTION_AGE (4000); it reconnects at once and resumes, as
+    docs/protocol.md asks, so the sequence runs on through the replayed frames."""
+    query = ""
+    while not stop.is_set():
+        async with websockets.connect(url + query, open_timeout=20) as ws:
             try:
-                frame = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
-            except TimeoutError:
-                continue
-            if frame["type"] in (STATUS, "resync", "status_stale"):
-                seen.append(frame)
+                while not stop.is_set():
+                    try:
+                        frame = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
+                    except TimeoutError:
+                        continue
+                    if frame["type"] in (STATUS, "resync", "status_stale"):
+                        seen.append(frame)
+            except websockets.ConnectionClosed as closed:
+                if closed.rcvd is None or closed.rcvd.code != 4000:
+                    raise
+                recycled.append(closed.rcvd.code)
+                last = next(f for f in reversed(seen) if f["type"] == STATUS)
+                query = f"?since_seq={last['seq']}&epoch={last['epoch']}"
 
 
 def sequence_faults(frames: list[dict]) -> list[str]:
@@ -112,11 +124,14 @@ async def test_connection_churn_leaves_memory_and_sockets_where_they_were(tmp_pa
         broadcasters=1,
         WEBSOCKET_BROADCAST_INTERVAL=str(INTERVAL),
         WEBSOCKET_MAX_CONNECTIONS_PER_IP="1000",
+        # The clients that stay are recycled (4000) and resume a few times during the soak.
+        WEBSOCKET_MAX_CONNECTION_AGE=str(MAX_AGE),
     ) as cluster:
         url = f"ws://127.0.0.1:{cluster.port('a')}/ws/monitoring/pipeline-status"
         stop = asyncio.Event()
         staying = [[] for _ in range(STAYING)]
-        stayers = [asyncio.ensure_future(stay(url, seen, stop)) for seen in staying]
+        recycled: list[int] = []
+        stayers = [asyncio.ensure_future(stay(url, seen, recycled, stop)) for seen in staying]
         churn = Churn(url)
         churners = [asyncio.ensure_future(churn.run(worker, stop)) for worker in range(CHURNERS)]
 
@@ -151,6 +166,7 @@ async def test_connection_churn_leaves_memory_and_sockets_where_they_were(tmp_pa
     assert refused == 0
     assert not faults, f"status sequence broken for a client that stayed: {faults[:10]}"
     assert min(statuses) >= DURATION / INTERVAL * 0.8, statuses
+    assert len(recycled) >= STAYING, f"only {len(recycled)} recycles of the clients that stayed"
     assert "Traceback" not in log, cluster.log_tail("a", 80)
     assert growth < RSS_GROWTH_LIMIT, (
         f"RSS {baseline:.1f} -> {final:.1f} MB after warm-up (+{growth:.1%}; trend {slope:+.1f} MB/h)"
@@ -158,7 +174,8 @@ async def test_connection_churn_leaves_memory_and_sockets_where_they_were(tmp_pa
     print(
         f"\nchurn soak {DURATION:.0f} s: {churn.sessions:,} sessions ({rate:.0f}/s; {churn.resumed:,} resumed on the "
         f"URL, {churn.dropped:,} dropped without a close frame), 0 failed; {STAYING} clients that stayed got "
-        f"{min(statuses)}-{max(statuses)} statuses each in sequence ({stale} status_stale); 0 sockets left open; "
+        f"{min(statuses)}-{max(statuses)} statuses each in sequence, across {len(recycled)} recycles (4000) and "
+        f"resumes ({stale} status_stale); 0 sockets left open; "
         f"server RSS {samples[0][1]:.1f} MB at start, {baseline:.1f} after {WARM_UP:.0f} s warm-up, {final:.1f} at "
         f"the end (+{growth:.1%}, trend {slope:+.1f} MB/h, peak {max(rss for _, rss in samples):.1f})"
     )
