@@ -34,10 +34,6 @@ class StatusWatch:
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None
-
     def start(self) -> None:
         """Begin watching (the process joined the status topic). Frames seen before do not count:
         while the process was not a member, none reached it."""
