@@ -2,8 +2,9 @@
 
 The REST view, the management command (and the live feed) call :func:`pipeline_status` and only
 format its result. Sums and counts come from database aggregates; Python only turns a handful of
-aggregated numbers into rates and statuses. The status's queries are hand-written SQL that runs on
-PostgreSQL and SQLite alike: building and compiling them with the ORM took longer than running them.
+aggregated numbers into rates and statuses. Metric sums come from the one window computation
+(:mod:`monitoring.windows`); the other queries are hand-written SQL that runs on PostgreSQL and SQLite
+alike: building and compiling them with the ORM took longer than running them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -22,12 +22,12 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from monitoring.anomaly.series import recent_anomalies
 from monitoring.conf import Thresholds, default_window_hours, thresholds
-from monitoring.models import Alert, DataQualityMetric, HourlyRollup, PipelineRun, ScrapeSource
+from monitoring.models import Alert, DataQualityMetric, PipelineRun, ScrapeSource
 from monitoring.models.metrics import COUNT_FIELDS
+from monitoring.windows import add_up, db_moment, floor_hour, window_sums
 
 logger = logging.getLogger(__name__)
 
@@ -102,91 +102,21 @@ def _quality_block(row: dict[str, Any], *, limits: Thresholds) -> dict[str, Any]
     }
 
 
-_METRICS = DataQualityMetric._meta.db_table
-_ROLLUPS = HourlyRollup._meta.db_table
-_SUMMED = (*COUNT_FIELDS, "reports")
-_RAW_SUMS = ", ".join(f"SUM({field}) AS {field}" for field in COUNT_FIELDS)
-_ROLLUP_SUMS = ", ".join(f"SUM({field}) AS {field}" for field in _SUMMED)
-# Each part is summed per source on its own: the statement's final GROUP BY then merges a few rows per
-# source instead of hashing every index entry twice.
-# Identifiers come from the models and every value is a parameter, here and in the statements below.
-_RAW_SELECT = f'SELECT source, {_RAW_SUMS}, COUNT(*) AS reports, MAX("timestamp") AS newest FROM {_METRICS}'  # noqa: S608
-_RAW_RANGE = _RAW_SELECT + ' WHERE "timestamp" {} %s AND "timestamp" {} %s GROUP BY source'
-_ROLLUP_SELECT = f"SELECT source, {_ROLLUP_SUMS}, MAX(last_report_at) AS newest FROM {_ROLLUPS}"  # noqa: S608
-# The hour that holds the end of the window: its rollup equals its raw metrics when its newest report is
-# not after the end (nothing in that hour lies beyond the window), which is the steady state. Only the
-# sources with a report after the end, or a rollup from before last_report_at existed, read raw rows.
-_END_HOUR = f"""{_ROLLUP_SELECT} WHERE hour = %s AND last_report_at <= %s GROUP BY source
-    UNION ALL
-    {_RAW_SELECT}
-    WHERE "timestamp" >= %s AND "timestamp" <= %s AND source IN (
-        SELECT source FROM {_ROLLUPS} WHERE hour = %s AND (last_report_at IS NULL OR last_report_at > %s)
-    )
-    GROUP BY source"""  # noqa: S608
-_SUMS_BY_SOURCE = f"""SELECT source, {", ".join(f"SUM({field})" for field in _SUMMED)}, MAX(newest)
-FROM ({{parts}}) AS parts
-GROUP BY source"""  # noqa: S608
-_NEWEST = f'SELECT MAX("timestamp") FROM {_METRICS} WHERE "timestamp" <= %s'  # noqa: S608
-
-
-def _db_moment(value: datetime | str | None) -> datetime | None:
-    """A timestamp read with raw SQL: aware from PostgreSQL; naive UTC from SQLite (text for an aggregate)."""
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
-def _window_parts(*, start: datetime, end: datetime) -> tuple[list[str], list[datetime]]:
-    """The SELECTs whose rows, added up, are the metrics with ``start < timestamp <= end``."""
-    start_hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    end_hour = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    if start_hour == end_hour:
-        return [_RAW_RANGE.format(">", "<=")], [start, end]
-    first_whole = start_hour + timedelta(hours=1)
-    parts = [_RAW_RANGE.format(">", "<"), _END_HOUR]
-    params = [start, first_whole, end_hour, end, end_hour, end, end_hour, end]
-    if first_whole < end_hour:
-        parts.append(f"{_ROLLUP_SELECT} WHERE hour >= %s AND hour < %s GROUP BY source")
-        params += [first_whole, end_hour]
-    return parts, params
-
-
-def window_sums(*, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Per-source sums of the metrics with ``start < timestamp <= end``, sorted by source.
-
-    Whole UTC hours come from the hourly rollups ingest keeps, the partial hour at the start from the
-    raw metrics (a range scan of the covering index), and the partial hour at the end from its rollup
-    whenever that holds no report after ``end``. One statement, so the cost follows the window's length
-    in hours, not the number of stored metrics.
-    """
-    parts, params = _window_parts(start=start, end=end)
-    statement = _SUMS_BY_SOURCE.format(parts="\n    UNION ALL\n    ".join(parts))
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [adapt(value) for value in params])
-        rows = cursor.fetchall()
-    sums = [
-        {"source": source, **dict(zip(_SUMMED, map(int, totals), strict=True)), "last_updated": _db_moment(newest)}
-        for source, *totals, newest in rows
-    ]
-    # Python's order, not the database collation's, as before: the same order on every backend.
-    return sorted((row for row in sums if row["reports"]), key=itemgetter("source"))
+_NEWEST = f'SELECT MAX("timestamp") FROM {DataQualityMetric._meta.db_table} WHERE "timestamp" < %s'  # noqa: S608
 
 
 def newest_report(*, now: datetime) -> datetime | None:
-    """The newest metric timestamp not after ``now``, at any age."""
+    """The newest metric timestamp before ``now``, at any age."""
     with connection.cursor() as cursor:
         cursor.execute(_NEWEST, [connection.ops.adapt_datetimefield_value(now)])
         (newest,) = cursor.fetchone()
-    return _db_moment(newest)
+    return db_moment(newest)
 
 
 def data_quality(*, now: datetime, window_hours: int, limits: Thresholds) -> dict[str, Any]:
     per_source = window_sums(start=now - timedelta(hours=window_hours), end=now)
     # Totals add up the per-source sums, so they always agree with ``by_source``.
-    totals: dict[str, Any] = {field: sum(row[field] for row in per_source) for field in (*COUNT_FIELDS, "reports")}
+    totals: dict[str, Any] = add_up(per_source)
     # Newest report at any age: reports that stopped before the window began are stale, not "no data".
     newest = newest_report(now=now)
     totals["last_updated"] = newest
@@ -218,7 +148,7 @@ def _failure_status(*, failure_rate: float, finished: int, limits: Thresholds) -
 _RUNS = PipelineRun._meta.db_table
 _SCRAPE = PipelineRun.Stage.SCRAPE.value
 _FINISHED_IN_WINDOW = f"""SELECT COUNT(*) FROM {_RUNS} AS r
-        WHERE r.stage = '{_SCRAPE}' AND r.source = s.name AND r.finished_at > %s AND r.finished_at <= %s"""  # noqa: S608
+        WHERE r.stage = '{_SCRAPE}' AND r.source = s.name AND r.finished_at >= %s AND r.finished_at < %s"""  # noqa: S608
 # One statement: the known sources with their window's finished and failed runs and their running and
 # stuck runs. Per source, the counts are range scans of per-source indexes (the failed runs have their
 # own small one), so no run is hashed or read twice. Stage and status are the models' constants written
@@ -264,7 +194,7 @@ def _scrape_rows(*, now: datetime, window_hours: int, limits: Thresholds) -> lis
 
 def _with_moments(values: tuple[Any, ...]) -> tuple[Any, ...]:
     name, last_run, last_success, last_failure, *rest = values
-    return (name, _db_moment(last_run), _db_moment(last_success), _db_moment(last_failure), *rest)
+    return (name, db_moment(last_run), db_moment(last_success), db_moment(last_failure), *rest)
 
 
 def _source_health(row: dict[str, Any], *, now: datetime, limits: Thresholds) -> dict[str, Any]:
@@ -307,7 +237,7 @@ def scraping_health(*, now: datetime, window_hours: int, limits: Thresholds) -> 
 
 def current_anomalies(*, now: datetime) -> list[dict[str, Any]]:
     """The detector's findings for the last complete hour, cached per hour for a short while."""
-    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hour = floor_hour(now)
     key = f"anomalies:{hour.isoformat()}"
     # The cache only saves work: with it unreachable (Redis down) the findings are computed each time,
     # and the status still answers from PostgreSQL.
@@ -453,7 +383,7 @@ def _alert_values(row: tuple[Any, ...]) -> dict[str, Any]:
     for name in ("silenced", "inhibited"):
         values[name] = bool(values[name])
     for name in ("first_seen", "last_seen", "acknowledged_at", "resolved_at"):
-        values[name] = _db_moment(values[name])
+        values[name] = db_moment(values[name])
     return values
 
 

@@ -1,23 +1,21 @@
 """Trends: bucketed series of the data-quality rates and of volume, with the change versus the period before.
 
-Everything is read from :class:`~monitoring.models.HourlyRollup`, never from the raw metrics: rollups
-are bounded by sources x hours whatever the report rate, and they outlive the 90-day raw retention.
+Every sum comes from the one window computation (:func:`monitoring.windows.window_sums`) over whole
+UTC hours, which reads only the hourly rollups: they are bounded by sources x hours whatever the report
+rate, and they outlive the raw metrics' retention.
 Exact definitions (bucket alignment, periods, dead bands): docs/trends.md.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Case, QuerySet, Sum, Value, When
-from django.db.models.functions import Trunc
 from django.utils import timezone
 
-from monitoring.models import HourlyRollup
-from monitoring.models.metrics import COUNT_FIELDS
 from monitoring.selectors import isoformat, rate
+from monitoring.windows import SUMMED, add_up, floor_hour, window_sums
 
 GEOCODING_SUCCESS_RATE = "geocoding_success_rate"
 VALIDATION_PASS_RATE = "validation_pass_rate"  # noqa: S105 (a metric name, not a secret)
@@ -48,39 +46,25 @@ UP = "up"
 DOWN = "down"
 FLAT = "flat"
 
-_COLUMNS = (*COUNT_FIELDS, "reports")
-
 
 def _floor(moment: datetime, *, bucket: str) -> datetime:
-    hour = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hour = floor_hour(moment)
     return hour.replace(hour=0) if bucket == DAY else hour
 
 
-def _sums() -> dict[str, Sum]:
-    return {column: Sum(column) for column in _COLUMNS}
-
-
-def _rollups(*, source: str | None, start: datetime, end: datetime) -> QuerySet[HourlyRollup]:
-    rows = HourlyRollup.objects.filter(hour__gte=start, hour__lt=end)
-    return rows.filter(source=source) if source is not None else rows
-
-
 def _bucket_sums(*, source: str | None, bucket: str, start: datetime, end: datetime) -> dict[datetime, dict[str, int]]:
-    """Per-bucket sums over all matching sources, computed by the database (at most one row per bucket)."""
-    # Explicit UTC: bucket days must not follow the server or session time zone. Hours are truncated too, so a
-    # rollup row that is off the hour still lands in a bucket, as it does in the period sums, instead of vanishing.
-    key = Trunc("hour", bucket, tzinfo=UTC)
-    grouped = _rollups(source=source, start=start, end=end).values(bucket=key)
-    return {row["bucket"].astimezone(UTC): row for row in grouped.annotate(**_sums()).order_by()}
+    """Per-bucket sums over all matching sources: the window's hourly sums, added up per bucket."""
+    sums: dict[datetime, dict[str, int]] = {}
+    for row in window_sums(start=start, end=end, source=source, per_hour=True, per_source=False):
+        totals = sums.setdefault(_floor(row["hour"], bucket=bucket), dict.fromkeys(SUMMED, 0))
+        for column in SUMMED:
+            totals[column] += row[column]
+    return sums
 
 
-def _period_sums(*, source: str | None, split: datetime, start: datetime, end: datetime) -> tuple[dict, dict]:
-    """Sums of ``[split, end)`` (current) and ``[start, split)`` (previous), one grouped query."""
-    period = Case(When(hour__lt=split, then=Value("previous")), default=Value("current"))
-    rows = _rollups(source=source, start=start, end=end).values(period=period).annotate(**_sums()).order_by()
-    # A period without rollup rows has no group; its sums are zero.
-    by_period = {row["period"]: row for row in rows}
-    return by_period.get("current", {}), by_period.get("previous", {})
+def _period_sums(*, source: str | None, start: datetime, end: datetime) -> dict[str, int]:
+    """Sums of ``start <= t < end`` over all matching sources."""
+    return add_up(window_sums(start=start, end=end, source=source, per_source=False))
 
 
 def _rate_value(sums: dict[str, int], *, metric: str) -> dict[str, Any]:
@@ -182,7 +166,8 @@ def trends(*, now: datetime, metrics: list[str], source: str | None, bucket: str
     current_end = _floor(now, bucket=HOUR)
     current_start = current_end - timedelta(hours=window_hours)
     previous_start = current_start - timedelta(hours=window_hours)
-    current, previous = _period_sums(source=source, split=current_start, start=previous_start, end=current_end)
+    current = _period_sums(source=source, start=current_start, end=current_end)
+    previous = _period_sums(source=source, start=previous_start, end=current_start)
 
     return {
         "timestamp": isoformat(now),

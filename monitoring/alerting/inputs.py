@@ -5,29 +5,26 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q
 
 from monitoring.alerting.rules import OVERALL, Inputs, WindowStats
-from monitoring.models import DataQualityMetric, PipelineRun
+from monitoring.models import PipelineRun
 from monitoring.models.metrics import COUNT_FIELDS
 from monitoring.selectors import isoformat
+from monitoring.windows import window_sums
 
 
 def _window_stats(*, start: datetime, end: datetime) -> WindowStats:
-    rows = (
-        DataQualityMetric.objects.filter(timestamp__gt=start, timestamp__lte=end)
-        .values("source")
-        .annotate(**{field: Coalesce(Sum(field), 0) for field in COUNT_FIELDS})
-    )
+    """The window ``start <= t < end``: metric sums from the one window computation, run counts."""
+    rows = window_sums(start=start, end=end)
     counts = {row["source"]: {field: row[field] for field in COUNT_FIELDS} for row in rows}
     if counts:
         counts[OVERALL] = {field: sum(c[field] for c in counts.values()) for field in COUNT_FIELDS}
     finished_runs = (
         PipelineRun.objects.filter(
             status__in=[PipelineRun.Status.SUCCEEDED, PipelineRun.Status.FAILED],
-            finished_at__gt=start,
-            finished_at__lte=end,
+            finished_at__gte=start,
+            finished_at__lt=end,
             stage__in=[PipelineRun.Stage.SCRAPE, PipelineRun.Stage.VALIDATE],
         )
         .values("source", "stage")

@@ -1,4 +1,4 @@
-"""Anomalies of the last complete hour(s) per source, read from the hourly rollups.
+"""Anomalies of the last complete hour(s) per source, from the hourly sums of the one window computation.
 
 Meant for the status document's ``anomalies`` list. Settings, read from ``django.conf.settings`` at
 call time (absent ones take the default):
@@ -12,19 +12,18 @@ call time (absent ones take the default):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 
 from monitoring.anomaly.detector import METRICS, DetectorConfig, HourCounts, detect, points, training_window
-from monitoring.models import HourlyRollup
 from monitoring.models.metrics import COUNT_FIELDS
+from monitoring.windows import HOUR, floor_hour, window_sums
 
 DEFAULT_SENSITIVITY = 4.0
 DEFAULT_TRAINING_DAYS = 14
 DEFAULT_MIN_ATTEMPTS = 30
-_HOUR = timedelta(hours=1)
 
 
 def detector_config(*, sensitivity: float | None = None) -> DetectorConfig:
@@ -41,22 +40,18 @@ def training_days_setting() -> int:
     return int(getattr(settings, "MONITORING_ANOMALY_TRAINING_DAYS", DEFAULT_TRAINING_DAYS))
 
 
-def _floor_hour(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
 def _hourly_counts(*, rows: Sequence[dict[str, Any]], last: datetime) -> list[HourCounts]:
     """One entry per hour from the source's first row to ``last``; a missing hour holds zeros.
 
     Hours before the first row are left out rather than zeroed: a source added last week has no
     history there, and zeros would make its first normal day look like a spike.
     """
-    by_hour = {_floor_hour(row["hour"]): row for row in rows}
+    by_hour = {floor_hour(row["hour"]): row for row in rows}
     hour, counts = min(by_hour), []
     while hour <= last:
         row = by_hour.get(hour)
         counts.append(HourCounts(hour=hour, **{f: row[f] for f in COUNT_FIELDS}) if row else HourCounts(hour=hour))
-        hour += _HOUR
+        hour += HOUR
     return counts
 
 
@@ -66,7 +61,8 @@ def recent_anomalies(
     """Anomalies in the last ``hours`` complete UTC hours before ``now``, per source and metric.
 
     Each hour is judged by the robust detector against the ``training_days`` before it. Reads the
-    rollups in one query. Sorted by hour, source and metric; each entry has ``source``, ``metric``
+    hourly sums in one query (:func:`monitoring.windows.window_sums`). Sorted by hour, source and metric;
+    each entry has ``source``, ``metric``
     (``volume``, ``geocoding_success_rate``, ``validation_pass_rate``), ``hour`` (ISO-8601 UTC start),
     ``observed``, ``expected``, ``expected_low``, ``expected_high``, ``score`` and ``direction``
     (``drop`` / ``spike``).
@@ -78,14 +74,10 @@ def recent_anomalies(
     if hours < 1:
         raise ValueError("hours must be at least 1")
     # The hour that contains ``now`` is still filling up: judging it would flag every partial hour.
-    last = _floor_hour(now) - _HOUR
-    first_judged = last - (hours - 1) * _HOUR
+    last = floor_hour(now) - HOUR
+    first_judged = last - (hours - 1) * HOUR
     since = first_judged.replace(hour=0) - timedelta(days=training_days)
-    rows = (
-        HourlyRollup.objects.filter(hour__gte=since, hour__lte=last)
-        .order_by("source", "hour")
-        .values("source", "hour", *COUNT_FIELDS)
-    )
+    rows = window_sums(start=since, end=last + HOUR, per_hour=True)
     per_source: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         per_source.setdefault(row["source"], []).append(row)

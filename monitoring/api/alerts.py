@@ -16,6 +16,7 @@ from monitoring.api.documents import AlertDetail, AlertList, AlertTransition, Si
 from monitoring.api.exceptions import error_body
 from monitoring.api.permissions import CanReadMonitoring, ReadOrWriteMixin
 from monitoring.api.schema import READ_NOTES, RETRY_AFTER, WWW_AUTHENTICATE, error_responses
+from monitoring.api.serializers import StrictSerializer
 from monitoring.models import Alert, Silence
 from monitoring.selectors import alert_dict, isoformat, list_alerts
 from monitoring.services.alerts import MAX_COMMENT, InvalidTransition, acknowledge_alert, resolve_alert
@@ -29,11 +30,11 @@ class AlertQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
 
 
-class CommentSerializer(serializers.Serializer):
+class CommentSerializer(StrictSerializer):
     comment = serializers.CharField(max_length=MAX_COMMENT, allow_blank=True, default="", trim_whitespace=True)
 
 
-class SilenceSerializer(serializers.Serializer):
+class SilenceSerializer(StrictSerializer):
     rule_name = serializers.CharField(max_length=100, allow_blank=True, default="")
     source = serializers.CharField(max_length=100, allow_blank=True, default="")
     starts_at = serializers.DateTimeField(required=False)

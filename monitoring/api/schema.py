@@ -6,9 +6,9 @@ docs/openapi.yaml is the committed copy (``make openapi`` regenerates it).
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
@@ -31,6 +31,33 @@ class IngestTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
+class StrictRequestScheme(OpenApiSerializerExtension):
+    """A request body that refuses unknown keys says so: ``additionalProperties: false``."""
+
+    target_class = "monitoring.api.serializers.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction) -> dict:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction == "request":
+            schema["additionalProperties"] = False
+        return schema
+
+
+_MESSAGES = {"type": "array", "items": {"type": "string"}}
+
+
+# monitoring.api.exceptions.normal_fields gives every error's "fields" this shape.
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"oneOf": [_MESSAGES, {"type": "object", "additionalProperties": _MESSAGES}]},
+    }
+)
+class FieldErrorsField(serializers.DictField):
+    pass
+
+
 class ErrorSerializer(serializers.Serializer):
     """Every error: ``{"error": <code>, "detail": <message>[, "fields": {...}]}``."""
 
@@ -40,11 +67,12 @@ class ErrorSerializer(serializers.Serializer):
     def get_fields(self) -> dict[str, serializers.Field]:
         # Declared as a class attribute, a field named "fields" would replace Serializer.fields itself.
         fields = super().get_fields()
-        fields["fields"] = serializers.DictField(
+        fields["fields"] = FieldErrorsField(
             required=False,
             help_text=(
-                "Only with `invalid`: the messages per field, parameter or header; in a bulk request "
-                "keyed by the failing items' positions."
+                "Only with `invalid`: a list of messages per field, parameter or header (`Unknown field.` "
+                "for a key the body may not have); for a bulk request, keyed by the failing items' "
+                "positions, each such a dict."
             ),
         )
         return fields

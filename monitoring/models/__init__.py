@@ -1,7 +1,7 @@
 from monitoring.models.alerts import Alert, AlertEvent, AlertRule, NotificationDelivery, Silence
 from monitoring.models.ingest import IdempotencyRecord, IngestToken
 from monitoring.models.metrics import DataQualityMetric
-from monitoring.models.rollups import HourlyRollup
+from monitoring.models.rollups import HourlyRollup, PruneMarker
 from monitoring.models.runs import PipelineRun
 from monitoring.models.sources import ScrapeSource
 
@@ -16,5 +16,6 @@ __all__ = [
     "IdempotencyRecord",
     "IngestToken",
     "PipelineRun",
+    "PruneMarker",
     "ScrapeSource",
 ]

@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 COUNT_FIELDS = ("geocoding_attempts", "geocoding_successes", "validation_attempts", "validation_passes")
@@ -8,14 +9,20 @@ COUNT_FIELDS = ("geocoding_attempts", "geocoding_successes", "validation_attempt
 class DataQualityMetric(models.Model):
     """One report from the pipeline: how many records it tried to geocode / validate, and how many passed."""
 
-    timestamp = models.DateTimeField(default=timezone.now, help_text="When the pipeline measured this batch (UTC).")
+    # Database defaults as well: another program's INSERT may name only the columns it knows (the original
+    # design's writer names the four counts, metric_type and source), and a row stays complete.
+    timestamp = models.DateTimeField(
+        default=timezone.now, db_default=Now(), help_text="When the pipeline measured this batch (UTC)."
+    )
     source = models.CharField(max_length=100, help_text="Pipeline source (scraper) the batch came from.")
-    metric_type = models.CharField(max_length=50, default="batch", help_text="Kind of report, e.g. batch or hourly.")
-    geocoding_attempts = models.IntegerField(default=0)
-    geocoding_successes = models.IntegerField(default=0)
-    validation_attempts = models.IntegerField(default=0)
-    validation_passes = models.IntegerField(default=0)
-    ingested_at = models.DateTimeField(default=timezone.now, editable=False)
+    metric_type = models.CharField(
+        max_length=50, default="batch", db_default="batch", help_text="Kind of report, e.g. batch or hourly."
+    )
+    geocoding_attempts = models.IntegerField(default=0, db_default=0)
+    geocoding_successes = models.IntegerField(default=0, db_default=0)
+    validation_attempts = models.IntegerField(default=0, db_default=0)
+    validation_passes = models.IntegerField(default=0, db_default=0)
+    ingested_at = models.DateTimeField(default=timezone.now, db_default=Now(), editable=False)
 
     class Meta:
         verbose_name = "data quality metric"

@@ -5,7 +5,8 @@ from monitoring.models.metrics import COUNT_FIELDS
 
 
 class HourlyRollup(models.Model):
-    """Per-source, per-hour sums of metrics, kept by ingest; they outlive the raw rows (retention)."""
+    """Per-source, per-hour sums of metrics, kept by database triggers for every writer (migration 0004);
+    they outlive the raw rows that retention prunes."""
 
     source = models.CharField(max_length=100)
     hour = models.DateTimeField(help_text="Start of the UTC hour.")
@@ -42,3 +43,15 @@ class HourlyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} @ {self.hour:%Y-%m-%d %H:00}"
+
+
+class PruneMarker(models.Model):
+    """A row exists only inside a retention transaction: while it does, the triggers that keep the rollups
+    leave them as they are when raw metrics are deleted, so the hourly history outlives the raw rows.
+    Other transactions never see the row (it is deleted before its transaction commits)."""
+
+    class Meta:
+        verbose_name = "prune marker"
+
+    def __str__(self) -> str:
+        return f"prune marker {self.pk}"

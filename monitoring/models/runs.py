@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 
@@ -18,12 +19,13 @@ class PipelineRun(models.Model):
 
     source = models.CharField(max_length=100)
     stage = models.CharField(max_length=16, choices=Stage.choices)
-    started_at = models.DateTimeField(default=timezone.now)
+    # Database defaults too, for programs that insert runs with SQL and name only what they know.
+    started_at = models.DateTimeField(default=timezone.now, db_default=Now())
     finished_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
-    items_in = models.IntegerField(default=0)
-    items_out = models.IntegerField(default=0)
-    error = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_default="running")
+    items_in = models.IntegerField(default=0, db_default=0)
+    items_out = models.IntegerField(default=0, db_default=0)
+    error = models.TextField(blank=True, default="", db_default="")
 
     class Meta:
         constraints = [

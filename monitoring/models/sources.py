@@ -2,7 +2,8 @@ from django.db import models
 
 
 class ScrapeSource(models.Model):
-    """Latest scrape outcome per source, kept by the run services so scraping health never scans run history."""
+    """Latest scrape outcome per source, kept equal to the scrape runs by database triggers (migration 0004)
+    for every writer, so scraping health never scans run history."""
 
     name = models.CharField(max_length=100, unique=True)
     last_run_at = models.DateTimeField(null=True, blank=True)

@@ -14,7 +14,6 @@ from django.utils import timezone
 from monitoring.models import DataQualityMetric
 from monitoring.models.metrics import COUNT_FIELDS
 from monitoring.services.feed import request_status_push_on_commit
-from monitoring.services.rollups import add_to_rollups
 from monitoring.telemetry import count_ingested
 
 SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
@@ -89,8 +88,8 @@ def record_metrics(*, metrics: Sequence[MetricInput]) -> list[DataQualityMetric]
         for m in metrics
     ]
     with transaction.atomic():
+        # The hourly rollups follow in the same transaction, by trigger (monitoring/triggers.py).
         created = _insert(rows)
-        add_to_rollups(rows=rows)
         request_status_push_on_commit(reason="metrics")
         transaction.on_commit(partial(count_ingested, kind="metric", rows=len(rows)))
     return created

@@ -1,4 +1,7 @@
-"""Recording pipeline runs (scrape / geocode / validate executions)."""
+"""Recording pipeline runs (scrape / geocode / validate executions).
+
+The per-source scrape state (``ScrapeSource``) follows the runs by trigger (monitoring/triggers.py).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,9 @@ from datetime import datetime
 from functools import partial
 
 from django.db import transaction
-from django.db.models import Case, F, Q, TextField, Value, When
-from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from monitoring.models import PipelineRun, ScrapeSource
+from monitoring.models import PipelineRun
 from monitoring.services.feed import request_status_push_on_commit
 from monitoring.services.metrics import MAX_CLOCK_SKEW, SOURCE_PATTERN
 from monitoring.telemetry import count_ingested
@@ -40,29 +41,6 @@ def _check_counts_and_error(errors: dict[str, str], *, items_in, items_out, erro
 def _check_time(errors: dict[str, str], name: str, value: datetime | None) -> None:
     if value is not None and value > timezone.now() + MAX_CLOCK_SKEW:
         errors[name] = "Lies more than 5 minutes in the future."
-
-
-def _later(field: str, value: datetime) -> Greatest:
-    # Coalesce: GREATEST with a NULL is NULL on SQLite.
-    return Greatest(Coalesce(F(field), Value(value)), Value(value))
-
-
-def _record_scrape_outcome(run: PipelineRun) -> None:
-    """Keep the source's latest run / success / failure; runs may be reported out of order."""
-    if run.stage != PipelineRun.Stage.SCRAPE:
-        return
-    ScrapeSource.objects.bulk_create([ScrapeSource(name=run.source)], ignore_conflicts=True)
-    changes: dict = {"last_run_at": _later("last_run_at", run.started_at)}
-    if run.status == PipelineRun.Status.SUCCEEDED:
-        changes["last_success_at"] = _later("last_success_at", run.finished_at)
-    elif run.status == PipelineRun.Status.FAILED:
-        changes["last_failure_at"] = _later("last_failure_at", run.finished_at)
-        changes["last_error"] = Case(
-            When(Q(last_failure_at__isnull=True) | Q(last_failure_at__lte=run.finished_at), then=Value(run.error)),
-            default=F("last_error"),
-            output_field=TextField(),
-        )
-    ScrapeSource.objects.filter(name=run.source).update(**changes)
 
 
 def record_run(
@@ -109,7 +87,6 @@ def record_run(
             items_out=items_out,
             error=error,
         )
-        _record_scrape_outcome(run)
         request_status_push_on_commit(reason="run")
         transaction.on_commit(partial(count_ingested, kind="run", rows=1))
     return run
@@ -148,6 +125,5 @@ def finish_run(
         if error is not None:
             run.error = error
         run.save(update_fields=["status", "finished_at", "items_in", "items_out", "error"])
-        _record_scrape_outcome(run)
         request_status_push_on_commit(reason="run")
         return run

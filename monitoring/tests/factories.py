@@ -9,7 +9,7 @@ from monitoring.services.runs import record_run
 
 
 class RawDataQualityMetricFactory(factory.django.DjangoModelFactory):
-    """Writes the row directly, bypassing ingest (for tests of the database's own rules)."""
+    """Writes the row with the ORM, bypassing ingest (the database keeps the rollups either way)."""
 
     class Meta:
         model = DataQualityMetric
@@ -24,7 +24,7 @@ class RawDataQualityMetricFactory(factory.django.DjangoModelFactory):
 
 
 class DataQualityMetricFactory(RawDataQualityMetricFactory):
-    """Records the metric through ingest, as the API does, so the hourly rollups follow."""
+    """Records the metric through ingest, as the API does (its validation included)."""
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
@@ -48,7 +48,7 @@ class RawPipelineRunFactory(factory.django.DjangoModelFactory):
 
 
 class PipelineRunFactory(RawPipelineRunFactory):
-    """Records the run through the service, as the API does, so per-source summaries follow."""
+    """Records the run through the service, as the API does (its validation included)."""
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):

@@ -69,17 +69,17 @@ def test_rates_sum_every_report_in_the_window(now):
     assert quality["reports"] == 2
 
 
-def test_window_excludes_its_start_and_the_future_and_includes_now(now):
-    DataQualityMetricFactory(timestamp=now - timedelta(hours=24), geocoding_attempts=1000, geocoding_successes=0)
-    DataQualityMetricFactory(
-        timestamp=now - timedelta(hours=24) + timedelta(seconds=1), geocoding_attempts=10, geocoding_successes=10
-    )
-    DataQualityMetricFactory(timestamp=now, geocoding_attempts=10, geocoding_successes=5)
+def test_window_includes_its_start_and_excludes_now_and_the_future(now):
+    """Half-open like an hour bucket: a window of whole hours is exactly the sum of its hours."""
+    DataQualityMetricFactory(timestamp=now - timedelta(hours=24, seconds=1), geocoding_attempts=1000)
+    DataQualityMetricFactory(timestamp=now - timedelta(hours=24), geocoding_attempts=10, geocoding_successes=10)
+    DataQualityMetricFactory(timestamp=now - timedelta(seconds=1), geocoding_attempts=10, geocoding_successes=5)
+    DataQualityMetricFactory(timestamp=now, geocoding_attempts=1000, geocoding_successes=0)
     DataQualityMetricFactory(timestamp=now + timedelta(seconds=1), geocoding_attempts=1000, geocoding_successes=0)
     quality = pipeline_status(now=now)["data_quality"]
     assert quality["geocoding_attempts"] == 20
     assert quality["geocoding_success_rate"] == 75.0
-    assert quality["last_updated"] == now.isoformat().replace("+00:00", "Z")
+    assert quality["last_updated"] == (now - timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
 
 
 def test_window_hours_narrows_the_window(now):
@@ -321,7 +321,7 @@ def test_window_sums_from_rollups_equal_the_raw_metrics(start_offset, length):
             geocoding_successes=rng.randrange(0, attempts),
         )
     expected = list(
-        DataQualityMetric.objects.filter(timestamp__gt=start, timestamp__lte=end)
+        DataQualityMetric.objects.filter(timestamp__gte=start, timestamp__lt=end)
         .values("source")
         .annotate(
             geocoding_attempts=Sum("geocoding_attempts"),
@@ -347,7 +347,9 @@ def test_the_status_answers_from_the_database_while_the_cache_is_unreachable(set
             "OPTIONS": {"socket_connect_timeout": 1},
         }
     }
-    DataQualityMetricFactory(source="acled", geocoding_attempts=100, geocoding_successes=90, timestamp=now)
+    DataQualityMetricFactory(
+        source="acled", geocoding_attempts=100, geocoding_successes=90, timestamp=now - timedelta(seconds=1)
+    )
     document = pipeline_status(now=now)
     assert document["data_quality"]["reports"] == 1
     assert document["anomalies"] == []

@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from monitoring.models import Alert, DataQualityMetric, HourlyRollup, PipelineRun
 from monitoring.models.metrics import COUNT_FIELDS
-from monitoring.selectors import alert_dict, isoformat, pipeline_status, rate, window_sums
+from monitoring.selectors import alert_dict, isoformat, pipeline_status, rate
 from monitoring.tests.factories import DataQualityMetricFactory, PipelineRunFactory
+from monitoring.windows import window_sums
 
 pytestmark = pytest.mark.django_db
 
@@ -50,14 +51,15 @@ def _fill_metrics(now, window_hours):
     end_hour = now.replace(minute=0, second=0, microsecond=0)
     start_hour = start.replace(minute=0, second=0, microsecond=0)
     edges = [
-        start,  # excluded: the window starts after it
+        start,  # included: the window starts with it
+        start - timedelta(microseconds=1),
         start + timedelta(microseconds=1),
         start_hour,
         start_hour + timedelta(hours=1),
         start_hour + timedelta(hours=1) - timedelta(microseconds=1),
         end_hour,
         end_hour - timedelta(microseconds=1),
-        now,  # included: the window ends with it
+        now,  # excluded: the window ends before it
         now - timedelta(microseconds=1),
     ]
     for at in edges:
@@ -75,7 +77,7 @@ def _fill_metrics(now, window_hours):
 
 def _expected_quality(now, window_hours):
     rows = (
-        DataQualityMetric.objects.filter(timestamp__gt=now - timedelta(hours=window_hours), timestamp__lte=now)
+        DataQualityMetric.objects.filter(timestamp__gte=now - timedelta(hours=window_hours), timestamp__lt=now)
         .values("source")
         .annotate(**{field: Sum(field) for field in COUNT_FIELDS}, reports=Count("pk"), last_updated=Max("timestamp"))
         .order_by("source")
@@ -105,8 +107,8 @@ def test_data_quality_equals_the_sums_over_the_raw_metrics(now, window_hours):
     assert [_numbers(row) for row in quality["by_source"]] == expected
     for field in (*COUNT_FIELDS, "reports"):
         assert quality[field] == sum(row[field] for row in expected)
-    newest = DataQualityMetric.objects.filter(timestamp__lte=now).aggregate(newest=Max("timestamp"))["newest"]
-    assert quality["last_updated"] == isoformat(newest) == isoformat(now)
+    newest = DataQualityMetric.objects.filter(timestamp__lt=now).aggregate(newest=Max("timestamp"))["newest"]
+    assert quality["last_updated"] == isoformat(newest) == isoformat(now - timedelta(microseconds=1))
 
 
 def test_a_last_hour_rollup_without_its_newest_report_time_is_summed_from_raw_metrics(now):
@@ -136,12 +138,12 @@ def test_window_sums_count_reports_after_the_end_only_outside_the_window(now, st
     for _ in range(60):
         _metric(hour + timedelta(seconds=rng.randrange(0, 32 * 3600)), rng.choice(SOURCES), rng)
     expected = (
-        DataQualityMetric.objects.filter(timestamp__gt=start, timestamp__lte=end)
+        DataQualityMetric.objects.filter(timestamp__gte=start, timestamp__lt=end)
         .values("source")
         .annotate(**{field: Sum(field) for field in COUNT_FIELDS}, reports=Count("pk"), last_updated=Max("timestamp"))
         .order_by("source")
     )
-    assert window_sums(start=start, end=end) == list(expected)
+    assert window_sums(start=start, end=end) == [{**row, "hour": None} for row in expected]
 
 
 def _fill_runs(now):
@@ -174,7 +176,7 @@ def test_scraping_counts_equal_the_counts_over_the_runs(now, window_hours, setti
     timeout = timedelta(seconds=settings.MONITORING_THRESHOLDS["run_timeout_seconds"])
     for row in sources:
         finished = scrapes.filter(
-            source=row["source"], finished_at__gt=now - timedelta(hours=window_hours), finished_at__lte=now
+            source=row["source"], finished_at__gte=now - timedelta(hours=window_hours), finished_at__lt=now
         )
         running = scrapes.filter(source=row["source"], status=PipelineRun.Status.RUNNING)
         assert row["finished_runs"] == finished.count()

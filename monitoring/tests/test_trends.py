@@ -300,15 +300,15 @@ def test_source_filter_keeps_only_that_source():
     assert all(p["denominator"] == 0 for p in document["metrics"]["geocoding_success_rate"]["points"])
 
 
-def test_reads_only_rollups_in_two_queries_and_survives_raw_retention():
-    now = timezone.now()
-    _fill(now=now, days=3)
-    args = {"now": now, "metrics": list(METRICS), "source": None, "bucket": "day", "window_hours": 72}
+def test_reads_only_rollups_in_three_queries_and_survives_raw_retention():
+    then = timezone.now() - timedelta(days=35)
+    _fill(now=then, days=3)
+    args = {"now": then, "metrics": list(METRICS), "source": None, "bucket": "day", "window_hours": 72}
     with CaptureQueriesContext(connection) as queries:
         before = trends(**args)
-    assert len(queries) == 2
+    assert len(queries) == 3  # the buckets, the current period and the previous one
     assert not any(DataQualityMetric._meta.db_table in q["sql"] for q in queries.captured_queries)
-    prune_metrics(older_than=now + timedelta(minutes=1))
+    prune_metrics(older_than=timezone.now() - timedelta(days=31))
     assert not DataQualityMetric.objects.exists()
     assert trends(**args) == before
 

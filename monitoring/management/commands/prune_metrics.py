@@ -4,19 +4,30 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from monitoring.services.retention import prune_idempotency_records, prune_metrics, prune_runs
+from monitoring.services.retention import (
+    MIN_RETENTION,
+    prune_idempotency_records,
+    prune_metrics,
+    prune_runs,
+)
 
 
 class Command(BaseCommand):
-    help = "Delete metrics and finished runs older than --days (in batches), and expired idempotency keys."
+    help = (
+        "Delete metrics and finished runs older than --days (in batches; the hourly rollups stay), "
+        "and expired idempotency keys."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=int, default=90, help="Keep this many days of metrics (default 90).")
+        parser.add_argument(
+            "--days", type=int, default=90, help="Days of raw metrics and runs to keep (default 90, at least 30)."
+        )
         parser.add_argument("--batch-size", type=int, default=10_000)
 
     def handle(self, *args, days: int, batch_size: int, **options):
-        if not 1 <= days <= 36_500:
-            raise CommandError("--days must be between 1 and 36500.")
+        min_days = MIN_RETENTION.days
+        if not min_days <= days <= 36_500:
+            raise CommandError(f"--days must be between {min_days} (the longest status window) and 36500.")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         now = timezone.now()

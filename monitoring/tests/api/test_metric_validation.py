@@ -47,7 +47,7 @@ BODIES = {
     "with a naive timestamp": metric(timestamp=PAST.replace(tzinfo=None).isoformat()),
     "with a metric type": metric(metric_type="daily_batch"),
     "with counts left out": {"source": "gdelt"},
-    "with an unknown key": metric(comment="ignored"),
+    "with an unknown key": metric(comment="refused"),
     "with counts as strings": metric(geocoding_attempts="100", geocoding_successes="90"),
     "with a count as a whole float": metric(validation_attempts=100.0),
     "with a padded source": metric(source="  acled  "),

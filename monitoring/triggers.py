@@ -1,0 +1,340 @@
+"""Database triggers that keep the derived tables equal to the raw ones, whoever writes the raw rows.
+
+- ``HourlyRollup`` = per (source, UTC hour) sums, report count and newest timestamp of the metrics in
+  that hour, plus what retention pruned from it (the hourly history outlives the raw rows).
+- ``ScrapeSource`` = per source, the newest start, success and failure of its scrape runs and the error
+  of the newest failed one (greatest ``finished_at``, then greatest id).
+
+Every writer is covered: the ingest API, the ORM (``save``, ``create``, ``bulk_create``, queryset
+``update`` and ``delete``), the admin, and another program's ``INSERT``, ``UPDATE``, ``DELETE`` or
+``COPY``. On PostgreSQL the triggers are per statement with transition tables, so a 5,000-row insert
+costs one aggregate; a ``TRUNCATE`` of the metrics empties the rollups. On SQLite they are per row.
+
+Retention deletes raw metrics inside a transaction that holds a ``PruneMarker`` row; the delete
+triggers then leave the rollups alone. Runs are not kept across retention: scraping health is defined
+over the runs that remain.
+
+Concurrency (PostgreSQL, READ COMMITTED): sums move by increments under the rollup row's lock, so
+concurrent writers add up. Values recomputed from the raw table (newest timestamp after a delete or
+update, the scrape state) are computed by a statement that starts after the rows concerned are locked,
+so it sees every transaction that committed before it.
+
+On SQLite, a migration that alters ``monitoring_dataqualitymetric`` or ``monitoring_pipelinerun``
+rebuilds the table and drops its triggers: such a migration must call :func:`install` again.
+"""
+
+from __future__ import annotations
+
+# Names and columns are the models' (written out: migrations must not import models).
+METRICS = "monitoring_dataqualitymetric"
+ROLLUPS = "monitoring_hourlyrollup"
+RUNS = "monitoring_pipelinerun"
+SOURCES = "monitoring_scrapesource"
+MARKER = "monitoring_prunemarker"
+COUNTS = ("geocoding_attempts", "geocoding_successes", "validation_attempts", "validation_passes")
+
+_PG_HOUR = "date_trunc('hour', \"timestamp\", 'UTC')"
+_PG_SUMS = ", ".join(f"SUM({c}) AS {c}" for c in COUNTS)
+_PG_INCREMENT = ", ".join(f"{c} = r.{c} + excluded.{c}" for c in (*COUNTS, "reports"))
+_PG_NEWEST_IN_HOUR = (
+    f'(SELECT MAX(m."timestamp") FROM {METRICS} AS m WHERE m.source = r.source'
+    ' AND m."timestamp" >= r.hour AND m."timestamp" < r.hour + interval \'1 hour\')'
+)
+
+
+def _pg_lock_rollups(keys: str) -> str:
+    """Lock the existing rollups of ``keys`` (a SELECT of source, hour) in a fixed order."""
+    return (
+        f"PERFORM 1 FROM {ROLLUPS} AS r JOIN ({keys}) AS k ON k.source = r.source AND k.hour = r.hour "
+        "ORDER BY r.source, r.hour FOR UPDATE OF r;"
+    )
+
+
+def _pg_refresh_newest_and_drop_empty(keys: str) -> str:
+    """Recompute the newest report of the rollups of ``keys`` and drop those left without a report."""
+    return f"""
+    UPDATE {ROLLUPS} AS r SET last_report_at = {_PG_NEWEST_IN_HOUR}
+    FROM ({keys}) AS k WHERE k.source = r.source AND k.hour = r.hour;
+    DELETE FROM {ROLLUPS} AS r USING ({keys}) AS k
+    WHERE k.source = r.source AND k.hour = r.hour AND r.reports = 0;"""
+
+
+_PG_ADD = f"""
+    INSERT INTO {ROLLUPS} AS r (source, hour, {", ".join(COUNTS)}, reports, last_report_at)
+    SELECT source, hour, {", ".join(COUNTS)}, reports, newest FROM ({{delta}}) AS d ORDER BY source, hour
+    ON CONFLICT (source, hour) DO UPDATE SET {_PG_INCREMENT},
+        last_report_at = GREATEST(r.last_report_at, excluded.last_report_at);"""
+_PG_NEW_SUMS = (
+    f'SELECT source, {_PG_HOUR} AS hour, {_PG_SUMS}, COUNT(*) AS reports, MAX("timestamp") AS newest '
+    "FROM new_rows GROUP BY 1, 2"
+)
+_PG_OLD_KEYS = f"SELECT DISTINCT source, {_PG_HOUR} AS hour FROM old_rows"
+_PG_BOTH_KEYS = f"{_PG_OLD_KEYS} UNION SELECT DISTINCT source, {_PG_HOUR} AS hour FROM new_rows"
+# An update's net change per group: new rows added, old rows taken away. The newest report is set
+# afterwards from the raw rows, so it is NULL here (GREATEST ignores NULLs).
+_PG_NET = f"""SELECT source, hour, {", ".join(f"SUM({c}) AS {c}" for c in COUNTS)}, SUM(n) AS reports,
+        NULL::timestamptz AS newest FROM (
+            SELECT source, {_PG_HOUR} AS hour, {", ".join(COUNTS)}, 1 AS n FROM new_rows
+            UNION ALL
+            SELECT source, {_PG_HOUR}, {", ".join(f"-{c}" for c in COUNTS)}, -1 FROM old_rows
+        ) AS changes GROUP BY 1, 2"""
+_PG_OLD_SUMS = f"SELECT source, {_PG_HOUR} AS hour, {_PG_SUMS}, COUNT(*) AS reports FROM old_rows GROUP BY 1, 2"
+
+_PG_SCRAPE_REFRESH = f"""
+CREATE OR REPLACE FUNCTION monitoring_scrape_sources_refresh(names text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF names IS NULL OR cardinality(names) = 0 THEN RETURN; END IF;
+    INSERT INTO {SOURCES} (name, last_error) SELECT n, '' FROM unnest(names) AS n ORDER BY n
+        ON CONFLICT (name) DO NOTHING;
+    PERFORM 1 FROM {SOURCES} WHERE name = ANY(names) ORDER BY name FOR UPDATE;
+    UPDATE {SOURCES} AS s SET
+        last_run_at = (SELECT MAX(started_at) FROM {RUNS} WHERE stage = 'scrape' AND source = s.name),
+        last_success_at = (SELECT MAX(finished_at) FROM {RUNS}
+            WHERE stage = 'scrape' AND source = s.name AND status = 'succeeded'),
+        last_failure_at = (SELECT MAX(finished_at) FROM {RUNS}
+            WHERE stage = 'scrape' AND source = s.name AND status = 'failed'),
+        last_error = COALESCE((SELECT error FROM {RUNS}
+            WHERE stage = 'scrape' AND source = s.name AND status = 'failed'
+            ORDER BY finished_at DESC, id DESC LIMIT 1), '')
+    WHERE s.name = ANY(names);
+    DELETE FROM {SOURCES} WHERE name = ANY(names) AND last_run_at IS NULL;
+END $$;"""
+
+
+def _pg_function(name: str, body: str) -> str:
+    return f"""
+CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN{body}
+    RETURN NULL;
+END $$;"""
+
+
+def _pg_trigger(name: str, *, table: str, event: str, transition: str, function: str) -> str:
+    return f"""
+DROP TRIGGER IF EXISTS {name} ON {table};
+CREATE TRIGGER {name} AFTER {event} ON {table} {transition}
+FOR EACH STATEMENT EXECUTE FUNCTION {function}();"""
+
+
+def _pg_scrape_names(*tables: str) -> str:
+    union = " UNION ".join(f"SELECT source FROM {table} WHERE stage = 'scrape'" for table in tables)
+    names = f"ARRAY(SELECT DISTINCT source FROM ({union}) AS t)"
+    return f"\n    PERFORM monitoring_scrape_sources_refresh({names});"
+
+
+POSTGRESQL = [
+    _pg_function("monitoring_rollups_after_insert", _PG_ADD.format(delta=_PG_NEW_SUMS)),
+    _pg_function(
+        "monitoring_rollups_after_delete",
+        f"""
+    IF EXISTS (SELECT 1 FROM {MARKER}) THEN RETURN NULL; END IF;
+    {_pg_lock_rollups(_PG_OLD_KEYS)}
+    UPDATE {ROLLUPS} AS r SET {", ".join(f"{c} = r.{c} - g.{c}" for c in (*COUNTS, "reports"))}
+    FROM ({_PG_OLD_SUMS}) AS g WHERE g.source = r.source AND g.hour = r.hour;"""
+        + _pg_refresh_newest_and_drop_empty(_PG_OLD_KEYS),
+    ),
+    _pg_function(
+        "monitoring_rollups_after_update",
+        f"\n    {_pg_lock_rollups(_PG_BOTH_KEYS)}"
+        # Existing rollups take the net change in place; a CHECK applies to an INSERT's row before ON CONFLICT
+        # is considered, so a negative change cannot go through the upsert. Only new groups are inserted,
+        # and their change is positive (a group of old rows always has its rollup).
+        + f"""
+    UPDATE {ROLLUPS} AS r SET {", ".join(f"{c} = r.{c} + d.{c}" for c in (*COUNTS, "reports"))}
+    FROM ({_PG_NET}) AS d WHERE d.source = r.source AND d.hour = r.hour;"""
+        + _PG_ADD.format(
+            delta=f"SELECT * FROM ({_PG_NET}) AS net WHERE NOT EXISTS (SELECT 1 FROM {ROLLUPS} AS e "
+            "WHERE e.source = net.source AND e.hour = net.hour)"
+        )
+        + _pg_refresh_newest_and_drop_empty(_PG_BOTH_KEYS),
+    ),
+    _pg_function("monitoring_rollups_after_truncate", f"\n    DELETE FROM {ROLLUPS};"),
+    _PG_SCRAPE_REFRESH,
+    _pg_function("monitoring_scrape_after_insert", _pg_scrape_names("new_rows")),
+    _pg_function("monitoring_scrape_after_update", _pg_scrape_names("old_rows", "new_rows")),
+    _pg_function("monitoring_scrape_after_delete", _pg_scrape_names("old_rows")),
+    _pg_function("monitoring_scrape_after_truncate", f"\n    DELETE FROM {SOURCES};"),
+    *(
+        _pg_trigger(
+            f"monitoring_rollups_{event}",
+            table=METRICS,
+            event=event.upper(),
+            transition=transition,
+            function=f"monitoring_rollups_after_{event}",
+        )
+        for event, transition in (
+            ("insert", "REFERENCING NEW TABLE AS new_rows"),
+            ("update", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+            ("delete", "REFERENCING OLD TABLE AS old_rows"),
+            ("truncate", ""),
+        )
+    ),
+    *(
+        _pg_trigger(
+            f"monitoring_scrape_{event}",
+            table=RUNS,
+            event=event.upper(),
+            transition=transition,
+            function=f"monitoring_scrape_after_{event}",
+        )
+        for event, transition in (
+            ("insert", "REFERENCING NEW TABLE AS new_rows"),
+            ("update", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+            ("delete", "REFERENCING OLD TABLE AS old_rows"),
+            ("truncate", ""),
+        )
+    ),
+]
+
+# SQLite: timestamps are UTC text in Django's format, so the hour is the text's first 13 characters
+# normalised by strftime (which also reads a 'T' separator or an offset).
+_LITE_HOUR = "strftime('%Y-%m-%d %H:00:00', {row}.\"timestamp\")"
+
+
+def _lite_add(row: str) -> str:
+    hour = _LITE_HOUR.format(row=row)
+    values = ", ".join(f"{row}.{c}" for c in COUNTS)
+    increments = ", ".join(f"{c} = {ROLLUPS}.{c} + excluded.{c}" for c in (*COUNTS, "reports"))
+    return f"""
+    INSERT INTO {ROLLUPS} (source, hour, {", ".join(COUNTS)}, reports, last_report_at)
+    VALUES ({row}.source, {hour}, {values}, 1, {row}."timestamp")
+    ON CONFLICT (source, hour) DO UPDATE SET {increments},
+        last_report_at = CASE WHEN {ROLLUPS}.last_report_at IS NULL
+            OR excluded.last_report_at > {ROLLUPS}.last_report_at
+            THEN excluded.last_report_at ELSE {ROLLUPS}.last_report_at END;"""
+
+
+def _lite_remove(row: str) -> str:
+    hour = _LITE_HOUR.format(row=row)
+    decrements = ", ".join(f"{c} = {c} - {row}.{c}" for c in COUNTS)
+    return f"""
+    UPDATE {ROLLUPS} SET {decrements}, reports = reports - 1,
+        last_report_at = (SELECT MAX(m."timestamp") FROM {METRICS} AS m WHERE m.source = {row}.source
+            AND m."timestamp" >= {ROLLUPS}.hour
+            AND m."timestamp" < strftime('%Y-%m-%d %H:00:00', {ROLLUPS}.hour, '+1 hour'))
+    WHERE source = {row}.source AND hour = {hour};
+    DELETE FROM {ROLLUPS} WHERE source = {row}.source AND hour = {hour} AND reports = 0;"""
+
+
+def _lite_scrape_refresh(row: str) -> str:
+    runs = f"FROM {RUNS} WHERE stage = 'scrape' AND source = {row}.source"
+    return f"""
+    INSERT INTO {SOURCES} (name, last_error) VALUES ({row}.source, '') ON CONFLICT (name) DO NOTHING;
+    UPDATE {SOURCES} SET
+        last_run_at = (SELECT MAX(started_at) {runs}),
+        last_success_at = (SELECT MAX(finished_at) {runs} AND status = 'succeeded'),
+        last_failure_at = (SELECT MAX(finished_at) {runs} AND status = 'failed'),
+        last_error = COALESCE((SELECT error {runs} AND status = 'failed'
+            ORDER BY finished_at DESC, id DESC LIMIT 1), '')
+    WHERE name = {row}.source;
+    DELETE FROM {SOURCES} WHERE name = {row}.source AND last_run_at IS NULL;"""
+
+
+def _lite_trigger(name: str, *, event: str, table: str, when: str, body: str) -> str:
+    condition = f" WHEN {when}" if when else ""
+    return (
+        f"DROP TRIGGER IF EXISTS {name};\nCREATE TRIGGER {name} AFTER {event} ON {table}{condition}\nBEGIN{body}\nEND;"
+    )
+
+
+_NOT_PRUNING = f"NOT EXISTS (SELECT 1 FROM {MARKER})"
+
+SQLITE = [
+    _lite_trigger("monitoring_rollups_insert", event="INSERT", table=METRICS, when="", body=_lite_add("NEW")),
+    _lite_trigger(
+        "monitoring_rollups_delete", event="DELETE", table=METRICS, when=_NOT_PRUNING, body=_lite_remove("OLD")
+    ),
+    _lite_trigger(
+        "monitoring_rollups_update",
+        event="UPDATE",
+        table=METRICS,
+        when="",
+        body=_lite_remove("OLD") + _lite_add("NEW"),
+    ),
+    _lite_trigger(
+        "monitoring_scrape_insert",
+        event="INSERT",
+        table=RUNS,
+        when="NEW.stage = 'scrape'",
+        body=_lite_scrape_refresh("NEW"),
+    ),
+    _lite_trigger(
+        "monitoring_scrape_update",
+        event="UPDATE",
+        table=RUNS,
+        when="OLD.stage = 'scrape' OR NEW.stage = 'scrape'",
+        body=_lite_scrape_refresh("OLD") + _lite_scrape_refresh("NEW"),
+    ),
+    _lite_trigger(
+        "monitoring_scrape_delete",
+        event="DELETE",
+        table=RUNS,
+        when="OLD.stage = 'scrape'",
+        body=_lite_scrape_refresh("OLD"),
+    ),
+]
+
+# Rebuilds that make the derived tables exact once, when the triggers are installed: the hours from the
+# oldest raw metric's next hour on are recomputed from the raw rows (older hours are pruned history and
+# stay); every scrape source is recomputed from its runs.
+_OLDEST_WHOLE_HOUR = {
+    "postgresql": f"(SELECT date_trunc('hour', MIN(\"timestamp\"), 'UTC') + interval '1 hour' FROM {METRICS})",
+    "sqlite": f"(SELECT strftime('%Y-%m-%d %H:00:00', MIN(\"timestamp\"), '+1 hour') FROM {METRICS})",
+}
+_HOUR_OF = {"postgresql": _PG_HOUR, "sqlite": _LITE_HOUR.format(row=METRICS)}
+
+
+def _rebuild(vendor: str) -> list[str]:
+    oldest = _OLDEST_WHOLE_HOUR[vendor]
+    hour = _HOUR_OF[vendor]
+    return [
+        f"DELETE FROM {ROLLUPS} WHERE hour >= {oldest}",
+        f"""INSERT INTO {ROLLUPS} (source, hour, {", ".join(COUNTS)}, reports, last_report_at)
+        SELECT source, {hour}, {", ".join(f"SUM({c})" for c in COUNTS)}, COUNT(*), MAX("timestamp")
+        FROM {METRICS} WHERE "timestamp" >= {oldest} GROUP BY 1, 2""",
+        f"DELETE FROM {SOURCES}",
+        f"""INSERT INTO {SOURCES} (name, last_run_at, last_success_at, last_failure_at, last_error)
+        SELECT source, MAX(started_at),
+            MAX(CASE WHEN status = 'succeeded' THEN finished_at END),
+            MAX(CASE WHEN status = 'failed' THEN finished_at END),
+            COALESCE((SELECT error FROM {RUNS} AS f WHERE f.stage = 'scrape' AND f.source = r.source
+                AND f.status = 'failed' ORDER BY f.finished_at DESC, f.id DESC LIMIT 1), '')
+        FROM {RUNS} AS r WHERE stage = 'scrape' GROUP BY source""",
+    ]
+
+
+def install(schema_editor) -> None:
+    """Create (or replace) the triggers for the connection's database, then make the tables exact once."""
+    vendor = schema_editor.connection.vendor
+    if vendor not in _HOUR_OF:
+        raise RuntimeError(f"no derived-table triggers for the {vendor} backend")
+    statements = POSTGRESQL if vendor == "postgresql" else SQLITE
+    with schema_editor.connection.cursor() as cursor:
+        for statement in statements:
+            if vendor == "sqlite":
+                _sqlite_script(cursor, statement)
+            else:
+                cursor.execute(statement)
+        for statement in _rebuild(vendor):
+            cursor.execute(statement)
+
+
+def _sqlite_script(cursor, script: str) -> None:
+    """DROP and CREATE TRIGGER one at a time: Django's SQLite cursor runs one statement per call."""
+    drop, create = script.split("\n", 1)
+    cursor.execute(drop)
+    cursor.execute(create)
+
+
+def uninstall(schema_editor) -> None:
+    vendor = schema_editor.connection.vendor
+    with schema_editor.connection.cursor() as cursor:
+        if vendor == "postgresql":
+            for event in ("insert", "update", "delete", "truncate"):
+                cursor.execute(f"DROP TRIGGER IF EXISTS monitoring_rollups_{event} ON {METRICS}")
+                cursor.execute(f"DROP TRIGGER IF EXISTS monitoring_scrape_{event} ON {RUNS}")
+        elif vendor == "sqlite":
+            for event in ("insert", "update", "delete"):
+                cursor.execute(f"DROP TRIGGER IF EXISTS monitoring_rollups_{event}")
+                cursor.execute(f"DROP TRIGGER IF EXISTS monitoring_scrape_{event}")
