@@ -1,7 +1,8 @@
 """The periodic worker that feeds the live feed.
 
 It computes the status once per tick (never once per client) and publishes it. Ingest commits send
-it a hint, and it pushes early, at most ``WEBSOCKET_MAX_PUSH_RATE`` times per second, so a burst of
+it a hint, and so does PostgreSQL for any committed write of metrics or runs (``LISTEN``,
+monitoring/feed/db_changes.py); it pushes early, at most ``WEBSOCKET_MAX_PUSH_RATE`` times per second, so a burst of
 ingests coalesces into a few pushes, the last one reflecting all of them. With Redis, several
 broadcasters may run: a lease elects one active; a standby takes over within two intervals.
 """
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from monitoring import events, telemetry
+from monitoring.feed.db_changes import listen_for_changes, listen_supported
 from monitoring.feed.registry import redis_client
 from monitoring.selectors import pipeline_status
 from monitoring.services.alerts import evaluate_alerts
@@ -163,6 +165,10 @@ class Broadcaster:
         mark_in_process_broadcaster(True)
         listener = asyncio.ensure_future(self._listen())
         notifier = asyncio.ensure_future(self._notify())
+        # Writes by other programs (SQL, COPY, the admin) hint through the database itself.
+        database_hints = (
+            asyncio.ensure_future(listen_for_changes(on_change=self._dirty.set)) if listen_supported() else None
+        )
         last_publish = -float("inf")
         try:
             while not stop.is_set():
@@ -201,6 +207,8 @@ class Broadcaster:
             mark_in_process_broadcaster(False)
             listener.cancel()
             notifier.cancel()
+            if database_hints is not None:
+                database_hints.cancel()
             try:
                 await self.lease.release()
             except Exception:

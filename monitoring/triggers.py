@@ -102,10 +102,16 @@ BEGIN
 END $$;"""
 
 
+# Every statement that changed what the status reads tells listeners (the broadcaster) once its
+# transaction commits; PostgreSQL folds identical notifications of one transaction into one.
+NOTIFY_CHANNEL = "monitoring_data_changed"
+_PG_NOTIFY = f"\n    PERFORM pg_notify('{NOTIFY_CHANNEL}', '');"
+
+
 def _pg_function(name: str, body: str) -> str:
     return f"""
 CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN{body}
+BEGIN{body}{_PG_NOTIFY}
     RETURN NULL;
 END $$;"""
 

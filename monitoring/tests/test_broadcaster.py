@@ -147,3 +147,36 @@ def test_the_hint_is_sent_only_when_the_transaction_commits(settings):
         assert async_to_sync(drain)() == ["committed"]
     finally:
         mark_in_process_broadcaster(False)
+
+
+def _foreign_insert(rows: int) -> None:
+    """Another program's INSERT, over its own connection, naming only the columns it knows."""
+    import psycopg
+    from django.db import connection
+
+    from monitoring.feed.db_changes import _conninfo
+
+    with psycopg.connect(autocommit=True, **_conninfo("default")) as conn:
+        conn.execute(
+            f"INSERT INTO {connection.ops.quote_name('monitoring_dataqualitymetric')} "  # noqa: S608
+            "(geocoding_attempts, geocoding_successes, validation_attempts, validation_passes, metric_type, source) "
+            "SELECT 10, 9, 10, 10, 'batch', 'foreign' FROM generate_series(1, %s)",
+            [rows],
+        )
+
+
+@pytest.mark.postgres
+@pytest.mark.asyncio
+async def test_a_write_by_another_program_is_pushed_early_through_the_database():
+    broadcaster = Broadcaster(lease=AlwaysLeader(), interval=30, max_push_rate=2)
+    stop, task = await _run(broadcaster)
+    await _until(lambda: broadcaster.ticks == 1, timeout=5)
+    await asyncio.sleep(0.3)  # the listener is connected
+    await database_sync_to_async(_foreign_insert)(3)
+    waited = await _until(lambda: broadcaster.ticks == 2, timeout=5)
+    stop.set()
+    await task
+    assert waited < 5, "pushed before the 30 s tick"
+    latest = json.loads((await get_store().latest(topic="status")).text)
+    assert latest["data"]["data_quality"]["reports"] == 3
+    assert latest["data"]["data_quality"]["by_source"][0]["source"] == "foreign"
