@@ -28,7 +28,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 # A virtualenv copies into the runtime stage as one directory, leaving pip's build leftovers behind.
 RUN python -m venv /opt/venv
 COPY requirements.txt /tmp/requirements.txt
-RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
+RUN /opt/venv/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements.txt
 
 
 FROM python:3.11-slim-bookworm AS runtime

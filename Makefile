@@ -7,16 +7,29 @@ PORT ?= 8000
 # The test suite runs on real PostgreSQL and Redis (local servers by default).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/conflict_monitor
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+# Run on SQLite as well as PostgreSQL: whatever writes the rows, the status, rules, trends and anomaly series
+# equal the raw data.
+SQLITE_TRUTH_TESTS := monitoring/tests/test_truth.py monitoring/tests/test_triggers.py monitoring/tests/test_status_sums.py
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: run test lint demo clean chaos bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench
 
+# Installs the lock (every package pinned with its hashes; pip checks them): nothing floats.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	touch $@
+
+## lock: recompile requirements.txt and requirements-dev.txt (pinned, with hashes) from the .in inputs
+# pip-tools: pip's own resolver and hash checking, no second installer. tests/test_lock.py fails when an input
+# and the lock disagree.
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+.PHONY: lock
+lock: $(VENV)/.installed
+	$(VENV)/bin/pip-compile $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) --output-file requirements.txt requirements.in
+	$(VENV)/bin/pip-compile $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) --output-file requirements-dev.txt requirements-dev.in
+
 
 ## run: install, migrate and serve on http://127.0.0.1:$(PORT) (SQLite + in-process channel layer unless DATABASE_URL/REDIS_URL are set)
 run: $(VENV)/.installed
@@ -35,6 +48,9 @@ test: $(VENV)/.installed
 		|| { echo "Redis is not answering at $(TEST_REDIS_URL) (start it; see README)"; exit 1; }
 	$(PY) -m ruff check .
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	# The numbers must be true on the embedded default too: the truth tests again on SQLite (no DATABASE_URL;
+	# the tests that claim PostgreSQL behaviour ran above).
+	env -u DATABASE_URL REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -m "not postgres" $(SQLITE_TRUTH_TESTS) $(PYTEST_ARGS)
 	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is missing: apt-get install chromium (.ci/run does)"; exit 1; }
 	# Browser tests in their own run: Playwright's event loop and pytest-asyncio's must not meet.
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest browser_tests $(PYTEST_ARGS)
