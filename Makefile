@@ -30,7 +30,6 @@ lock: $(VENV)/.installed
 	$(VENV)/bin/pip-compile $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) --output-file requirements.txt requirements.in
 	$(VENV)/bin/pip-compile $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) --output-file requirements-dev.txt requirements-dev.in
 
-
 ## run: install, migrate and serve on http://127.0.0.1:$(PORT) (SQLite + in-process channel layer unless DATABASE_URL/REDIS_URL are set)
 run: $(VENV)/.installed
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput

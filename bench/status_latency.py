@@ -2,8 +2,10 @@
 """Latency of ``GET /api/v1/monitoring/pipeline-status`` served by daphne on a million metric rows.
 
 Fills a dedicated PostgreSQL database (its name must contain "bench": the fill truncates tables, and
-the database is dropped and created again when the migrations changed) with metrics, scrape runs and
-what ingest and the run services derive from them (hourly rollups, per-source scrape state, alerts),
+the database is dropped and created again when the migrations changed) with metrics and scrape runs by
+COPY, one COPY statement per UTC hour of data; the database triggers of migration 0004 derive the hourly
+rollups and the per-source scrape state from them (nothing is derived by the bench; ``check_derived``
+verifies the rollups add up to the metrics exactly); then alerts are evaluated once. It
 serves the real ASGI app with daphne, times keep-alive requests against the trivial health endpoint
 (the baseline) and the status endpoint with a 24 h and a 720 h window, separates the calls that
 recompute the anomaly findings (cache miss) from the steady state, and EXPLAINs every query that the
@@ -56,7 +58,8 @@ ALERTS_TABLE = "monitoring_alert"
 FILLED_TABLES = (METRICS_TABLE, RUNS_TABLE, ROLLUPS_TABLE, SOURCES_TABLE, ALERTS_TABLE)
 COUNT_COLUMNS = ("geocoding_attempts", "geocoding_successes", "validation_attempts", "validation_passes")
 # Bump when the generated data changes shape, so an old fill is not mistaken for a current one.
-GENERATOR_VERSION = 3
+# 4: rollups and scrape state derived by the database triggers (migration 0004), not by the bench.
+GENERATOR_VERSION = 4
 SEED = 20250101
 FILL_DAYS = 90
 SCRAPE_EVERY = timedelta(hours=1)
@@ -66,6 +69,10 @@ RUNNING_SINCE = timedelta(minutes=2)
 # keeps the topped-up share of the data small.
 REUSE_FOR = timedelta(hours=2)
 COPY_CHUNK_ROWS = 20_000
+# The metrics are COPied one statement per UTC hour of data (about 4,600 rows at 10 M, like an ingest
+# batch): each statement's trigger then inserts that hour's rollups once, in time order, as ingest does,
+# and its transition table stays small. A statement is cut earlier at this many rows.
+COPY_STATEMENT_MAX_ROWS = 1_000_000
 
 WARMUP_CALLS = 10
 HEALTH_PATH = "/api/v1/monitoring/health"
@@ -445,38 +452,37 @@ def copy_lines(cursor: psycopg.Cursor, statement: sql.Composed, lines) -> int:
     return count
 
 
-def derive_rollups(cursor: psycopg.Cursor, *, after_id: int) -> None:
-    """``add_to_rollups`` for every metric with ``id > after_id`` at once: sums per source and UTC hour,
-    added to existing rows (ON CONFLICT ... DO UPDATE, the same upsert ingest issues per batch)."""
-    columns = (*COUNT_COLUMNS, "reports")
-    sums = ", ".join(f"sum({c})" for c in COUNT_COLUMNS)
-    increments = ", ".join(f"{c} = {ROLLUPS_TABLE}.{c} + excluded.{c}" for c in columns)
-    newest = f"last_report_at = greatest({ROLLUPS_TABLE}.last_report_at, excluded.last_report_at)"
-    cursor.execute(
-        f"INSERT INTO {ROLLUPS_TABLE} (source, hour, {', '.join(columns)}, last_report_at) "
-        f"SELECT source, date_trunc('hour', \"timestamp\" AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', {sums}, count(*), "
-        # In time order, as the pipeline creates them hour after hour: the hour index then fills its
-        # pages the way it does in production instead of splitting them all over.
-        f'max("timestamp") FROM {METRICS_TABLE} WHERE id > %s GROUP BY 1, 2 ORDER BY 2, 1 '
-        f"ON CONFLICT (source, hour) DO UPDATE SET {increments}, {newest}",
-        [after_id],
-    )
+def copy_metrics(cursor: psycopg.Cursor, lines) -> tuple[int, int]:
+    """COPY metric ``lines`` (in timestamp order), one COPY statement per UTC hour of data (at most
+    ``COPY_STATEMENT_MAX_ROWS`` rows each). Each statement fires the rollup trigger once. Returns (rows,
+    statements)."""
+    statement = _copy_statement(METRICS_TABLE, METRIC_COLUMNS)
+    count = statements = 0
+    hour: list[str] = []
+    current = None
+    for line in lines:
+        key = line[:13]  # "YYYY-MM-DDTHH" of the UTC timestamp
+        if key != current or len(hour) >= COPY_STATEMENT_MAX_ROWS:
+            if hour:
+                count += copy_lines(cursor, statement, hour)
+                statements += 1
+                hour = []
+            current = key
+        hour.append(line)
+    if hour:
+        count += copy_lines(cursor, statement, hour)
+        statements += 1
+    return count, statements
 
 
-def derive_scrape_sources(cursor: psycopg.Cursor) -> None:
-    """What ``_record_scrape_outcome`` keeps per source, from the whole scrape history: latest start of
-    any run, latest finish of a succeeded and of a failed one, and the error of that latest failure."""
-    cursor.execute(
-        f"INSERT INTO {SOURCES_TABLE} (name, last_run_at, last_success_at, last_failure_at, last_error) "
-        "SELECT source, max(started_at), "
-        "max(finished_at) FILTER (WHERE status = 'succeeded'), "
-        "max(finished_at) FILTER (WHERE status = 'failed'), "
-        "coalesce((array_agg(error ORDER BY finished_at DESC) FILTER (WHERE status = 'failed'))[1], '') "
-        f"FROM {RUNS_TABLE} WHERE stage = 'scrape' GROUP BY source "
-        "ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at, "
-        "last_success_at = excluded.last_success_at, last_failure_at = excluded.last_failure_at, "
-        "last_error = excluded.last_error"
-    )
+def user_triggers(cursor: psycopg.Cursor) -> list[str]:
+    """The enabled user triggers on the metrics and runs tables (the fill relies on them)."""
+    rows = cursor.execute(
+        "SELECT tgrelid::regclass::text || '.' || tgname FROM pg_trigger "
+        "WHERE NOT tgisinternal AND tgenabled <> 'D' AND tgrelid = ANY(%s::regclass[]) ORDER BY 1",
+        [[METRICS_TABLE, RUNS_TABLE]],
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def check_derived(cursor: psycopg.Cursor) -> dict[str, int]:
@@ -549,19 +555,24 @@ def fill(url: str, rows: int) -> dict[str, Any]:
         cursor.execute("SET synchronous_commit = off")
         tables = sql.SQL(", ").join(map(sql.Identifier, FILLED_TABLES))
         # CASCADE: alert events and notification deliveries reference the alerts.
+        # (TRUNCATE fires the truncate triggers, which empty the rollups and the scrape sources too.)
         cursor.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(tables))
+        triggers = user_triggers(cursor)
+        if len(triggers) < 8:
+            raise RuntimeError(f"the derived-table triggers are not all installed (migration 0004?): {triggers}")
         metrics = metric_lines(rows=rows, start=start, end=now, rng=rng)
-        copied = copy_lines(cursor, _copy_statement(METRICS_TABLE, METRIC_COLUMNS), metrics)
+        copied, statements = copy_metrics(cursor, metrics)
         metrics_seconds = time.perf_counter() - started
         starts = {name: start + timedelta(minutes=rng.uniform(0, 60)) for name, *_ in SOURCES}
         copy_lines(cursor, _copy_statement(RUNS_TABLE, RUN_COLUMNS), run_lines(starts=starts, end=now, rng=rng))
         copy_seconds = time.perf_counter() - started
-        derive_rollups(cursor, after_id=0)
-        derive_scrape_sources(cursor)
         derived = check_derived(cursor)
-        derive_seconds = time.perf_counter() - started - copy_seconds
+        check_seconds = time.perf_counter() - started - copy_seconds
     marker = {
         "generator": GENERATOR_VERSION,
+        "derived_by": "database triggers (migration 0004), one COPY statement per UTC hour",
+        "triggers": triggers,
+        "metric_copy_statements": statements,
         "rows": copied,
         "total_rows": copied,
         "filled_at": now.isoformat(),
@@ -571,7 +582,7 @@ def fill(url: str, rows: int) -> dict[str, Any]:
         "metrics_copy_seconds": round(metrics_seconds, 2),
         "copy_seconds": round(copy_seconds, 2),
         "rows_per_second": round(copied / metrics_seconds),
-        "derive_seconds": round(derive_seconds, 2),
+        "check_derived_seconds": round(check_seconds, 2),
         **derived,
     }
     return finish_fill(url, marker)
@@ -589,11 +600,9 @@ def top_up(url: str, marker: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
         cursor.execute("SET synchronous_commit = off")
-        after_id = cursor.execute(f"SELECT coalesce(max(id), 0) FROM {METRICS_TABLE}").fetchone()[0]
         copied = 0
         if rows:
-            metrics = metric_lines(rows=rows, start=until, end=now, rng=rng)
-            copied = copy_lines(cursor, _copy_statement(METRICS_TABLE, METRIC_COLUMNS), metrics)
+            copied, _statements = copy_metrics(cursor, metric_lines(rows=rows, start=until, end=now, rng=rng))
         last_finished = dict(
             cursor.execute(
                 f"SELECT source, max(started_at) FROM {RUNS_TABLE} "
@@ -609,8 +618,7 @@ def top_up(url: str, marker: dict[str, Any]) -> dict[str, Any]:
             name: last_finished[name] + SCRAPE_EVERY + timedelta(minutes=rng.uniform(-5, 5)) for name, *_ in SOURCES
         }
         runs = copy_lines(cursor, _copy_statement(RUNS_TABLE, RUN_COLUMNS), run_lines(starts=starts, end=now, rng=rng))
-        derive_rollups(cursor, after_id=after_id)
-        derive_scrape_sources(cursor)
+        # The triggers kept the rollups and scrape sources up to date with both COPYs and the UPDATE.
         derived = check_derived(cursor)
     marker = {
         **marker,
@@ -640,8 +648,9 @@ def prepare_data(url: str, rows: int) -> dict[str, Any]:
     marker = fill(url, rows)
     log(
         f"filled {marker['rows']:,} metrics in {marker['metrics_copy_seconds']} s "
-        f"({marker['rows_per_second']:,} rows/s), {marker['runs']:,} runs; rollups and scrape sources "
-        f"{marker['derive_seconds']} s; {marker['alerts']['active']} active alerts; "
+        f"({marker['rows_per_second']:,} rows/s, {marker['metric_copy_statements']:,} COPY statements, "
+        f"rollups by the triggers), {marker['runs']:,} runs; check_derived {marker['check_derived_seconds']} s; "
+        f"{marker['alerts']['active']} active alerts; "
         f"VACUUM ANALYZE {marker['vacuum_seconds']} s"
     )
     return {**marker, "reused": False}
@@ -1118,7 +1127,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{data['total_rows']:,} metric rows over {FILL_DAYS} days, {len(SOURCES)} sources, "
         f"{data['runs']:,} scrape runs, "
         f"{data['rollup_rows']:,} hourly rollups, {data['scrape_sources']} scrape sources, "
-        f"{data['alerts']['active']} active alerts; fill {data['rows_per_second']:,} rows/s ({origin}). "
+        f"{data['alerts']['active']} active alerts; fill {data['rows_per_second']:,} rows/s by COPY, "
+        f"{data.get('metric_copy_statements', 0):,} COPY statements (one per UTC hour), rollups and scrape "
+        f"sources kept by the database triggers ({origin}). "
         f"A fresh daphne (`python -m conflict_monitor.serve`) per round on CPU {pin['server_cpu']}, "
         f"client on CPU {pin['client_cpu']}; per round "
         f"{WARMUP_CALLS} + {WARMUP_CALLS} process warm-up calls (health, runs), then per endpoint "
