@@ -129,6 +129,13 @@ def _pg_scrape_names(*tables: str) -> str:
     return f"\n    PERFORM monitoring_scrape_sources_refresh({names});"
 
 
+_PG_EVENTS = (
+    ("insert", "REFERENCING NEW TABLE AS new_rows"),
+    ("update", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+    ("delete", "REFERENCING OLD TABLE AS old_rows"),
+    ("truncate", ""),
+)
+
 POSTGRESQL = [
     _pg_function("monitoring_rollups_after_insert", _PG_ADD.format(delta=_PG_NEW_SUMS)),
     _pg_function(
@@ -163,33 +170,14 @@ POSTGRESQL = [
     _pg_function("monitoring_scrape_after_truncate", f"\n    DELETE FROM {SOURCES};"),
     *(
         _pg_trigger(
-            f"monitoring_rollups_{event}",
-            table=METRICS,
+            f"monitoring_{kind}_{event}",
+            table=table,
             event=event.upper(),
             transition=transition,
-            function=f"monitoring_rollups_after_{event}",
+            function=f"monitoring_{kind}_after_{event}",
         )
-        for event, transition in (
-            ("insert", "REFERENCING NEW TABLE AS new_rows"),
-            ("update", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"),
-            ("delete", "REFERENCING OLD TABLE AS old_rows"),
-            ("truncate", ""),
-        )
-    ),
-    *(
-        _pg_trigger(
-            f"monitoring_scrape_{event}",
-            table=RUNS,
-            event=event.upper(),
-            transition=transition,
-            function=f"monitoring_scrape_after_{event}",
-        )
-        for event, transition in (
-            ("insert", "REFERENCING NEW TABLE AS new_rows"),
-            ("update", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"),
-            ("delete", "REFERENCING OLD TABLE AS old_rows"),
-            ("truncate", ""),
-        )
+        for kind, table in (("rollups", METRICS), ("scrape", RUNS))
+        for event, transition in _PG_EVENTS
     ),
 ]
 
