@@ -13,7 +13,7 @@
 #   docker run --rm -e SECRET_KEY=... -e DATABASE_URL=... IMAGE python manage.py migrate --noinput
 # CMD rather than ENTRYPOINT runs daphne so that such commands can replace it. conflict_monitor.serve is
 # daphne with its own arguments, on a reactor that writes to sockets once per loop iteration
-# (conflict_monitor/reactor.py; docs/performance.md).
+# (conflict_monitor/overrides/twisted.py; docs/performance.md).
 #
 # Static files (the dashboard's scripts and styles) are collected at build time into /app/staticfiles
 # and served by the app itself (WhiteNoise), so the image alone serves the whole dashboard.

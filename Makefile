@@ -13,7 +13,7 @@ SQLITE_TRUTH_TESTS := monitoring/tests/test_truth.py monitoring/tests/test_trigg
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint demo clean chaos bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench
+.PHONY: run test lint demo clean chaos bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench foreign-writes-bench
 
 # Installs the lock (every package pinned with its hashes; pip checks them): nothing floats.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -57,7 +57,7 @@ test: $(VENV)/.installed
 ## chaos: the fault scenarios with real processes (Redis restart, PostgreSQL cut, broadcaster kill, lossy ingest, hostile frames and HTTP input, connection flood, slow clients) and a 1-hour churn soak, printing their figures (about 65 minutes; SOAK_SECONDS=120 for a short one); make test runs them all, the soak for 2 minutes
 SOAK_SECONDS ?= 3600
 chaos: $(VENV)/.installed
-	CHAOS_SOAK_SECONDS=$(SOAK_SECONDS) DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -s tests/reliability tests/integration conflict_monitor/tests/test_wsprotocol.py $(PYTEST_ARGS)
+	CHAOS_SOAK_SECONDS=$(SOAK_SECONDS) DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest -s tests/reliability tests/integration conflict_monitor/tests/overrides/test_autobahn.py $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
@@ -66,7 +66,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/conflict_monitor_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 ## bench: every benchmark (about 10 minutes); figures and tables in bench/results/
-bench: status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench
+bench: status-bench live-feed-bench anomaly-eval ingest-bench foreign-writes-bench db-per-tick-bench connection-memory-bench
 
 ## status-bench: status endpoint latency on 1 M and on 10 M metric rows (PostgreSQL; the 10 M fill in its own database <name>_10m, so each size reuses its fill)
 status-bench: $(VENV)/.installed
@@ -84,6 +84,10 @@ anomaly-eval: $(VENV)/.installed
 ## ingest-bench: rows/s of POST /api/v1/monitoring/metrics at batches of 1-5000 versus a raw COPY (own database conflict_monitor_bench_ingest, truncated; about 1 minute)
 ingest-bench: $(VENV)/.installed
 	$(PY) bench/ingest_throughput.py --redis-url $(BENCH_REDIS_URL)
+
+## foreign-writes-bench: another program's 1 M-row INSERT ... SELECT, COPY, UPDATE and DELETEs with the rollup triggers versus without (DISABLE TRIGGER USER), and the rollups' exactness after each (own database conflict_monitor_bench_foreign, dropped and migrated afresh; about 5 minutes)
+foreign-writes-bench: $(VENV)/.installed
+	$(PY) bench/foreign_writes.py
 
 ## db-per-tick-bench: SQL statements and CPU per tick, broadcaster versus naive per-connection loops, at 10/100/1000 clients (own database conflict_monitor_bench_ticks; about 1.5 minutes)
 db-per-tick-bench: $(VENV)/.installed

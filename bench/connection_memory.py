@@ -50,7 +50,7 @@ def serve(port: int, snapshot_dir: str | None) -> None:
     from twisted.internet import reactor
 
     from conflict_monitor.asgi import application
-    from conflict_monitor.server import Server
+    from conflict_monitor.overrides.daphne import Server
 
     if snapshot_dir:
         tracemalloc.start(1)

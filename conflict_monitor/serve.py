@@ -1,15 +1,22 @@
-"""daphne on the project's reactor (``conflict_monitor.reactor``), HTTP request
-(``conflict_monitor.httprequest``), WebSocket protocol (``conflict_monitor.wsprotocol``) and server
-(``conflict_monitor.server``), with daphne's own arguments:
+"""daphne with the project's overrides (``conflict_monitor.overrides``: the reactor, the HTTP request,
+the WebSocket protocol and the server), with daphne's own arguments:
 
     python -m conflict_monitor.serve -b 0.0.0.0 -p 8000 conflict_monitor.asgi:application
+
+It refuses to start (exit status 1, the reason on stderr) when an installed package lacks a member an
+override relies on, or the member changed shape (``conflict_monitor.overrides.check``).
 """
 
 from __future__ import annotations
 
 import gc
+import sys
+from typing import TYPE_CHECKING
 
-from conflict_monitor import httprequest, reactor, wsprotocol
+from conflict_monitor import overrides
+
+if TYPE_CHECKING:
+    from conflict_monitor.overrides.twisted import FlushingAsyncioReactor
 
 # Young-generation collections every 50,000 net allocations instead of 700: a server with thousands
 # of sockets otherwise runs a collection every few deliveries, and the full ones that follow walk
@@ -25,13 +32,25 @@ def settle_heap() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def prepare() -> reactor.FlushingAsyncioReactor:
-    """Install the reactor, the HTTP request and the WebSocket protocol, and settle the heap once the
-    server runs. Call before anything imports daphne.server, which keeps an asyncio reactor already
-    installed."""
-    installed = reactor.install()
-    httprequest.install()
-    wsprotocol.install()
+def prepare() -> FlushingAsyncioReactor:
+    """Check the overrides, then install the reactor, the HTTP request and the WebSocket protocol, and
+    settle the heap once the server runs; return the reactor. Call before anything imports
+    daphne.server, which keeps an asyncio reactor already installed.
+
+    Raises ``overrides.OverrideMismatch`` when an override does not fit the installed packages: before
+    anything is installed, or, for daphne's members, once the reactor is and before anything else."""
+    overrides.check(*overrides.BEFORE_REACTOR)
+    from conflict_monitor.overrides import twisted as twisted_overrides
+
+    installed = twisted_overrides.install()
+    # Importing daphne's server installs an asyncio reactor unless one is installed: what the daphne
+    # overrides rely on can only be checked now, still before any of them is installed.
+    overrides.check("daphne")
+    from conflict_monitor.overrides import autobahn as autobahn_overrides
+    from conflict_monitor.overrides import daphne as daphne_overrides
+
+    daphne_overrides.install()
+    autobahn_overrides.install()
     # daphne imports the application before it starts the reactor: this runs after startup's imports
     # and before the first connection.
     installed.callWhenRunning(settle_heap)
@@ -39,8 +58,11 @@ def prepare() -> reactor.FlushingAsyncioReactor:
 
 
 def main() -> None:
-    prepare()
-    from conflict_monitor.server import CommandLineInterface
+    try:
+        prepare()
+    except overrides.OverrideMismatch as mismatch:
+        sys.exit(f"conflict_monitor.serve: refusing to start.\n{mismatch}")
+    from conflict_monitor.overrides.daphne import CommandLineInterface
 
     CommandLineInterface.entrypoint()
 

@@ -109,7 +109,7 @@ if REDIS_URL:
         "default": {
             # Pub/sub layer: one Redis PUBLISH per group_send, fanned out locally by each process,
             # instead of one Redis message per group member.
-            "BACKEND": "monitoring.feed.layer.PubSubChannelLayer",
+            "BACKEND": "conflict_monitor.overrides.channels_redis.PubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {

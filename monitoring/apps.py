@@ -11,17 +11,28 @@ class MonitoringConfig(AppConfig):
         from monitoring.telemetry import register_collectors
 
         register_collectors()
-        steady_database_reconnects()
+        install_overrides()
 
 
-def steady_database_reconnects() -> None:
-    """Retry a lost database about once a second instead of backing off exponentially.
+# The channel layer backend that is the channels-redis override.
+PUBSUB_LAYER = "conflict_monitor.overrides.channels_redis.PubSubChannelLayer"
 
-    psycopg's pool doubles the wait between connection attempts (1, 2, 4, 8, 16 s...), so after a
-    20 s outage the next attempt could come 11 s after the database was back, and every request
-    meanwhile answered 503 (tests/reliability/test_database_outage.py). An attempt against a server
-    that is down is refused at once: retrying every second costs nothing.
+
+def install_overrides() -> None:
+    """Check the overrides every Django process applies, then install psycopg-pool's.
+
+    Every command (``runserver``, ``run_broadcaster``, ``migrate``...) refuses to start with
+    ``OverrideMismatch`` when an installed package lacks what they rely on: psycopg-pool's backoff,
+    always installed, and the pub/sub layer when a channel layer uses it. The launcher
+    (``conflict_monitor.serve``) has already checked them all.
     """
-    from psycopg_pool.base import AttemptWithBackoff
+    from django.conf import settings
 
-    AttemptWithBackoff.DELAY_BACKOFF = 1.0
+    from conflict_monitor import overrides
+    from conflict_monitor.overrides import psycopg_pool as pool_overrides
+
+    used = ["psycopg_pool"]
+    if any(layer.get("BACKEND") == PUBSUB_LAYER for layer in getattr(settings, "CHANNEL_LAYERS", {}).values()):
+        used.append("channels_redis")
+    overrides.check(*used)
+    pool_overrides.install()

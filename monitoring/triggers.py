@@ -42,43 +42,61 @@ _PG_NEWEST_IN_HOUR = (
 )
 
 
-def _pg_lock_rollups(keys: str) -> str:
-    """Lock the existing rollups of ``keys`` (a SELECT of source, hour) in a fixed order."""
-    return (
-        f"PERFORM 1 FROM {ROLLUPS} AS r JOIN ({keys}) AS k ON k.source = r.source AND k.hour = r.hour "
-        "ORDER BY r.source, r.hour FOR UPDATE OF r;"
-    )
-
-
-def _pg_refresh_newest_and_drop_empty(keys: str) -> str:
-    """Recompute the newest report of the rollups of ``keys`` and drop those left without a report."""
-    return f"""
-    UPDATE {ROLLUPS} AS r SET last_report_at = {_PG_NEWEST_IN_HOUR}
-    FROM ({keys}) AS k WHERE k.source = r.source AND k.hour = r.hour;
-    DELETE FROM {ROLLUPS} AS r USING ({keys}) AS k
-    WHERE k.source = r.source AND k.hour = r.hour AND r.reports = 0;"""
-
-
 _PG_ADD = f"""
     INSERT INTO {ROLLUPS} AS r (source, hour, {", ".join(COUNTS)}, reports, last_report_at)
     SELECT source, hour, {", ".join(COUNTS)}, reports, newest FROM ({{delta}}) AS d ORDER BY source, hour
     ON CONFLICT (source, hour) DO UPDATE SET {_PG_INCREMENT},
-        last_report_at = GREATEST(r.last_report_at, excluded.last_report_at);"""
+        last_report_at = GREATEST(r.last_report_at, excluded.last_report_at)"""
 _PG_NEW_SUMS = (
     f'SELECT source, {_PG_HOUR} AS hour, {_PG_SUMS}, COUNT(*) AS reports, MAX("timestamp") AS newest '
     "FROM new_rows GROUP BY 1, 2"
 )
-_PG_OLD_KEYS = f"SELECT DISTINCT source, {_PG_HOUR} AS hour FROM old_rows"
-_PG_BOTH_KEYS = f"{_PG_OLD_KEYS} UNION SELECT DISTINCT source, {_PG_HOUR} AS hour FROM new_rows"
-# An update's net change per group: new rows added, old rows taken away. The newest report is set
-# afterwards from the raw rows, so it is NULL here (GREATEST ignores NULLs).
+_PG_TAKEN = ", ".join(f"-{c} AS {c}" for c in COUNTS)
+# The net change per group of a statement, new rows added and old rows taken away, with the newest of each:
+# the transition tables are read once.
 _PG_NET = f"""SELECT source, hour, {", ".join(f"SUM({c}) AS {c}" for c in COUNTS)}, SUM(n) AS reports,
-        NULL::timestamptz AS newest FROM (
-            SELECT source, {_PG_HOUR} AS hour, {", ".join(COUNTS)}, 1 AS n FROM new_rows
-            UNION ALL
-            SELECT source, {_PG_HOUR}, {", ".join(f"-{c}" for c in COUNTS)}, -1 FROM old_rows
+        MAX(at) FILTER (WHERE n > 0) AS newest, MAX(at) FILTER (WHERE n < 0) AS old_newest FROM (
+            {{new}}SELECT source, {_PG_HOUR} AS hour, {_PG_TAKEN}, -1 AS n, "timestamp" AS at FROM old_rows
         ) AS changes GROUP BY 1, 2"""
-_PG_OLD_SUMS = f"SELECT source, {_PG_HOUR} AS hour, {_PG_SUMS}, COUNT(*) AS reports FROM old_rows GROUP BY 1, 2"
+_PG_NEW_PART = f'SELECT source, {_PG_HOUR} AS hour, {", ".join(COUNTS)}, 1 AS n, "timestamp" AS at FROM new_rows'
+# 1. Lock the groups' rollups in a fixed order (no deadlock between writers) and apply the net change. A
+#    rollup whose newest report was among the rows taken away is marked (NULL) for step 2; the others keep
+#    theirs or take the newest added one. The range of the hours touched goes to ``lo`` / ``hi``.
+# 2. A new statement, so it sees every write committed before the locks were granted: the marked rollups
+#    get their newest report back from the raw rows.
+# 3. Rollups left without a report are dropped: a range scan of the hours touched, whose plan does not
+#    depend on the transition table's size (which the planner cannot know).
+_PG_APPLY = f"""
+    WITH d AS ({{net}}),
+    locked AS (
+        SELECT r.id, d.* FROM {ROLLUPS} AS r JOIN d ON d.source = r.source AND d.hour = r.hour
+        ORDER BY r.source, r.hour FOR UPDATE OF r
+    ),
+    changed AS (
+        UPDATE {ROLLUPS} AS r SET {", ".join(f"{c} = r.{c} + l.{c}" for c in (*COUNTS, "reports"))},
+            last_report_at = CASE WHEN l.old_newest >= r.last_report_at THEN NULL
+                ELSE GREATEST(r.last_report_at, l.newest) END
+        FROM locked AS l WHERE r.id = l.id RETURNING r.hour
+    ){{insert_new}}
+    SELECT MIN(hour), MAX(hour) INTO lo, hi FROM changed;
+    UPDATE {ROLLUPS} AS r SET last_report_at = {_PG_NEWEST_IN_HOUR}
+    WHERE r.hour >= lo AND r.hour <= hi AND r.last_report_at IS NULL AND r.reports > 0;
+    DELETE FROM {ROLLUPS} WHERE hour >= lo AND hour <= hi AND reports = 0;"""
+# An update's new groups (positive changes only: a group of old rows always has its rollup). A CHECK
+# applies to an INSERT's row before ON CONFLICT is considered, so the existing rollups, whose change may be
+# negative, are never proposed for insertion.
+_PG_INSERT_NEW = (
+    ",\n    inserted AS ("
+    + _PG_ADD.format(
+        delta="SELECT * FROM d WHERE NOT EXISTS "
+        "(SELECT 1 FROM locked AS l WHERE l.source = d.source AND l.hour = d.hour)"
+    )
+    + " RETURNING 1)"
+)
+_PG_DELETE_BODY = _PG_APPLY.format(net=_PG_NET.format(new=""), insert_new="")
+_PG_UPDATE_BODY = _PG_APPLY.format(
+    net=_PG_NET.format(new=_PG_NEW_PART + "\n            UNION ALL\n            "), insert_new=_PG_INSERT_NEW
+)
 
 _PG_SCRAPE_REFRESH = f"""
 CREATE OR REPLACE FUNCTION monitoring_scrape_sources_refresh(names text[]) RETURNS void
@@ -108,9 +126,10 @@ NOTIFY_CHANNEL = "monitoring_data_changed"
 _PG_NOTIFY = f"\n    PERFORM pg_notify('{NOTIFY_CHANNEL}', '');"
 
 
-def _pg_function(name: str, body: str) -> str:
+def _pg_function(name: str, body: str, *, declare: str = "") -> str:
+    variables = f"\nDECLARE {declare}" if declare else ""
     return f"""
-CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $${variables}
 BEGIN{body}{_PG_NOTIFY}
     RETURN NULL;
 END $$;"""
@@ -137,31 +156,13 @@ _PG_EVENTS = (
 )
 
 POSTGRESQL = [
-    _pg_function("monitoring_rollups_after_insert", _PG_ADD.format(delta=_PG_NEW_SUMS)),
+    _pg_function("monitoring_rollups_after_insert", _PG_ADD.format(delta=_PG_NEW_SUMS) + ";"),
     _pg_function(
         "monitoring_rollups_after_delete",
-        f"""
-    IF EXISTS (SELECT 1 FROM {MARKER}) THEN RETURN NULL; END IF;
-    {_pg_lock_rollups(_PG_OLD_KEYS)}
-    UPDATE {ROLLUPS} AS r SET {", ".join(f"{c} = r.{c} - g.{c}" for c in (*COUNTS, "reports"))}
-    FROM ({_PG_OLD_SUMS}) AS g WHERE g.source = r.source AND g.hour = r.hour;"""
-        + _pg_refresh_newest_and_drop_empty(_PG_OLD_KEYS),
+        f"\n    IF EXISTS (SELECT 1 FROM {MARKER}) THEN RETURN NULL; END IF;" + _PG_DELETE_BODY,
+        declare="lo timestamptz; hi timestamptz;",
     ),
-    _pg_function(
-        "monitoring_rollups_after_update",
-        f"\n    {_pg_lock_rollups(_PG_BOTH_KEYS)}"
-        # Existing rollups take the net change in place; a CHECK applies to an INSERT's row before ON CONFLICT
-        # is considered, so a negative change cannot go through the upsert. Only new groups are inserted,
-        # and their change is positive (a group of old rows always has its rollup).
-        + f"""
-    UPDATE {ROLLUPS} AS r SET {", ".join(f"{c} = r.{c} + d.{c}" for c in (*COUNTS, "reports"))}
-    FROM ({_PG_NET}) AS d WHERE d.source = r.source AND d.hour = r.hour;"""
-        + _PG_ADD.format(
-            delta=f"SELECT * FROM ({_PG_NET}) AS net WHERE NOT EXISTS (SELECT 1 FROM {ROLLUPS} AS e "
-            "WHERE e.source = net.source AND e.hour = net.hour)"
-        )
-        + _pg_refresh_newest_and_drop_empty(_PG_BOTH_KEYS),
-    ),
+    _pg_function("monitoring_rollups_after_update", _PG_UPDATE_BODY, declare="lo timestamptz; hi timestamptz;"),
     _pg_function("monitoring_rollups_after_truncate", f"\n    DELETE FROM {ROLLUPS};"),
     _PG_SCRAPE_REFRESH,
     _pg_function("monitoring_scrape_after_insert", _pg_scrape_names("new_rows")),

@@ -11,7 +11,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
-PAIRS = [("requirements.txt", ["requirements.in"]), ("requirements-dev.txt", ["requirements-dev.in", "requirements.in"])]
+PAIRS = [
+    ("requirements.txt", ["requirements.in"]),
+    ("requirements-dev.txt", ["requirements-dev.in", "requirements.in"]),
+]
 _PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s\\]+)")
 
 

@@ -111,7 +111,7 @@ def test_database_url_selects_postgresql_with_the_connection_pool():
 def test_redis_url_selects_the_pubsub_layer_with_a_socket_timeout_above_5s():
     loaded = _load(SECRET_KEY="k", REDIS_URL="redis://cache:6379/2")
     layer = loaded["layer"]
-    assert layer["BACKEND"] == "monitoring.feed.layer.PubSubChannelLayer"
+    assert layer["BACKEND"] == "conflict_monitor.overrides.channels_redis.PubSubChannelLayer"
     (host,) = layer["CONFIG"]["hosts"]
     assert host["address"] == "redis://cache:6379/2"
     assert host["socket_timeout"] > 5

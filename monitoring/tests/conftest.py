@@ -18,7 +18,7 @@ def _redis_settings(settings, prefix: str) -> None:
     settings.CHANNEL_LAYER_PREFIX = prefix
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "monitoring.feed.layer.PubSubChannelLayer",
+            "BACKEND": "conflict_monitor.overrides.channels_redis.PubSubChannelLayer",
             "CONFIG": {"hosts": [{"address": url, "socket_timeout": 15}], "prefix": prefix},
         }
     }

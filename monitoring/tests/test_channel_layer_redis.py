@@ -16,8 +16,9 @@ IDLE_SECONDS = 6.5
 
 
 def _project_layer():
-    """A fresh instance of the configured layer (channels-redis pub/sub, monitoring.feed.layer's reader)."""
-    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "monitoring.feed.layer.PubSubChannelLayer"
+    """A fresh instance of the configured layer (channels-redis pub/sub, the override's reader)."""
+    backend = settings.CHANNEL_LAYERS["default"]["BACKEND"]
+    assert backend == "conflict_monitor.overrides.channels_redis.PubSubChannelLayer"
     return channel_layers.make_backend("default")
 
 

@@ -17,7 +17,7 @@ def redis_unreachable(settings):
     settings.REDIS_SOCKET_TIMEOUT = 1
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "monitoring.feed.layer.PubSubChannelLayer",
+            "BACKEND": "conflict_monitor.overrides.channels_redis.PubSubChannelLayer",
             "CONFIG": {"hosts": [{"address": DEAD, "socket_timeout": 1, "socket_connect_timeout": 1}]},
         }
     }

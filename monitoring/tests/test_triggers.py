@@ -91,3 +91,34 @@ def test_two_concurrent_writers_of_one_sources_runs_both_reach_its_scrape_state(
     thread.join(10)
     state = ScrapeSource.objects.get(name="acled")
     assert (state.last_success_at, state.last_failure_at, state.last_error) == (success, failure, "HTTP 503")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.postgres
+def test_a_delete_waiting_on_a_concurrent_insert_of_its_hour_keeps_the_inserted_report_as_the_newest():
+    """The delete's recomputation of the hour's newest report starts after its lock: it sees the insert."""
+    hour = floor_hour(datetime.now(UTC)) - timedelta(hours=2)
+    insert = "INSERT INTO monitoring_dataqualitymetric (source, timestamp) VALUES ('acled', %s)"
+    with psycopg.connect(**_conninfo("default")) as conn:
+        conn.execute(insert, [hour + timedelta(minutes=10)])
+        conn.execute(insert, [hour + timedelta(minutes=40)])
+    first = psycopg.connect(**_conninfo("default"))
+    first.execute(insert, [hour + timedelta(minutes=50)])  # open transaction: holds the hour's rollup
+    deleted = threading.Event()
+
+    def delete_the_newest_committed() -> None:
+        with psycopg.connect(**_conninfo("default")) as conn:
+            conn.execute(
+                "DELETE FROM monitoring_dataqualitymetric WHERE timestamp = %s", [hour + timedelta(minutes=40)]
+            )
+            conn.commit()
+        deleted.set()
+
+    thread = threading.Thread(target=delete_the_newest_committed)
+    thread.start()
+    assert not deleted.wait(0.5), "the delete waits for the insert's lock"
+    first.commit()
+    first.close()
+    thread.join(10)
+    rollup = HourlyRollup.objects.get()
+    assert (rollup.reports, rollup.last_report_at) == (2, hour + timedelta(minutes=50))

@@ -50,7 +50,7 @@ def same_feed(cluster, settings):
     settings.CHANNEL_LAYER_PREFIX = cluster.prefix
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "monitoring.feed.layer.PubSubChannelLayer",
+            "BACKEND": "conflict_monitor.overrides.channels_redis.PubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": cluster.env["REDIS_URL"], "socket_timeout": 15}],
                 "prefix": cluster.prefix,

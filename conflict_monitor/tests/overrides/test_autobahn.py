@@ -15,24 +15,24 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from conflict_monitor.wsprotocol import text_frame
+from conflict_monitor.overrides.autobahn import text_frame
 from tests.raw_websocket import open_unread
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 # An ASGI app that sends, to every socket, the same str objects (one per frame-length class) between
 # texts and bytes of that socket's own, then says which protocol class daphne used.
 APP = r"""
 import asyncio, gc, json, os
 from daphne.ws_protocol import WebSocketFactory
-from conflict_monitor import wsprotocol
+from conflict_monitor.overrides import autobahn as preframed
 
 # Only reference counting frees memory in this server: an object a cycle keeps stays, and a test sees it.
 gc.disable()
 
 # No Django settings here: the limit comes from the module default, set per server by the test.
-wsprotocol.DEFAULT_SEND_BUFFER_LIMIT = int(os.environ["WSAPP_SEND_BUFFER_LIMIT"])
-wsprotocol.DEFAULT_SLOW_CLIENT_SECONDS = 0.5
+preframed.DEFAULT_SEND_BUFFER_LIMIT = int(os.environ["WSAPP_SEND_BUFFER_LIMIT"])
+preframed.DEFAULT_SLOW_CLIENT_SECONDS = 0.5
 
 SHARED = ["s" * 5, "m" * 126, "\u00e9" * 40_000, "l" * 70_000]
 BIG = "b" * 512_000
@@ -65,7 +65,7 @@ async def app(scope, receive, send):
         ]
         await send({"type": "websocket.send", "text": str(len(closed))})
     if scope["path"] == "/dropped":
-        count = wsprotocol.WS_DROPPED.labels(reason="slow_client")._value.get()
+        count = preframed.WS_DROPPED.labels(reason="slow_client")._value.get()
         await send({"type": "websocket.send", "text": str(int(count))})
     if scope["path"] == "/echo":
         while (message := await receive())["type"] == "websocket.receive":

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from conflict_monitor.server import Inbox
+from conflict_monitor.overrides.daphne import Inbox
 
 pytestmark = pytest.mark.asyncio
 
