@@ -218,6 +218,9 @@ SPECTACULAR_SETTINGS = {
 MONITORING_PUBLIC_READ = env_bool("MONITORING_PUBLIC_READ", DEBUG)
 # Bearer token a Prometheus scraper sends to GET /metrics; unset: /metrics follows MONITORING_PUBLIC_READ.
 MONITORING_METRICS_TOKEN = env_str("MONITORING_METRICS_TOKEN", "")
+# run_broadcaster serves its own metrics here (0: not served); loopback unless told otherwise.
+MONITORING_BROADCASTER_METRICS_PORT = env_int("MONITORING_BROADCASTER_METRICS_PORT", 9101, minimum=0)
+MONITORING_BROADCASTER_METRICS_ADDR = env_str("MONITORING_BROADCASTER_METRICS_ADDR", "127.0.0.1")
 MONITORING_WINDOW_HOURS = env_int("MONITORING_WINDOW_HOURS", 24, minimum=1)
 MONITORING_THRESHOLDS = {
     # Rates in percent: below ``warn`` is degraded, below ``critical`` is critical.

@@ -92,7 +92,12 @@ class Broadcaster:
 
     async def publish_once(self) -> None:
         with telemetry.BROADCAST_SECONDS.time():
-            await self._publish()
+            try:
+                await self._publish()
+            except Exception:
+                telemetry.BROADCASTER_TICKS.labels(outcome="failed").inc()
+                raise
+        telemetry.BROADCASTER_TICKS.labels(outcome="published").inc()
 
     async def _publish(self) -> None:
         # The status goes out first: the rules take longer than the status itself (about 20 ms against
@@ -106,18 +111,26 @@ class Broadcaster:
             reason = events.STALE_DATABASE_UNAVAILABLE if database else events.STALE_STATUS_FAILED
             await publish_status_unavailable(reason=reason)
             raise
-        self._published = await publish_status(document=document, previous=self._published)
+        await self._publish_status(document)
         try:
             changes = await database_sync_to_async(evaluate_alerts)(document=document)
         except Exception:
             # The status is the feed's heartbeat: a failing rule evaluation must not freeze it.
+            telemetry.ALERT_EVALUATIONS.labels(outcome="failed").inc()
             logger.exception("alert evaluation failed; the status went out without it")
             changes = []
+        else:
+            telemetry.ALERT_EVALUATIONS.labels(outcome="ok").inc()
         if changes:
             await publish_alert_changes(changes=changes, with_list=False)
             document = await database_sync_to_async(pipeline_status)()  # its alert list changed
-            self._published = await publish_status(document=document, previous=self._published)
+            await self._publish_status(document)
         self.ticks += 1
+
+    async def _publish_status(self, document: dict) -> None:
+        self._published = await publish_status(document=document, previous=self._published)
+        telemetry.BROADCASTER_PUBLISHES.inc()
+        telemetry.BROADCASTER_LAST_PUBLISH.set_to_current_time()
 
     async def _renew_lease_while_publishing(self) -> None:
         """A slow tick (a busy database) must not let the lease lapse: a standby would take over from
@@ -139,11 +152,14 @@ class Broadcaster:
         while True:
             if self.active:
                 try:
-                    await deliver()
+                    outcome = await deliver()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     logger.exception("webhook delivery round failed")
+                else:
+                    for kind, count in outcome.items():
+                        telemetry.WEBHOOK_DELIVERIES.labels(outcome=kind).inc(count)
             await asyncio.sleep(NOTIFY_EVERY)
 
     async def _listen(self) -> None:
@@ -180,6 +196,7 @@ class Broadcaster:
                 if holding != self.active:
                     logger.info("broadcaster %s", "active" if holding else "standby")
                     self.active = holding
+                    telemetry.BROADCASTER_ACTIVE.set(1 if holding else 0)
                 if self.active:
                     now = loop.time()
                     due = last_publish + self.interval
@@ -204,6 +221,7 @@ class Broadcaster:
                 # already pending waits out the push-rate gap instead of spinning.
                 await _wait_any(None if self._dirty.is_set() else self._dirty, stop, timeout=wait)
         finally:
+            telemetry.BROADCASTER_ACTIVE.set(0)
             mark_in_process_broadcaster(False)
             listener.cancel()
             notifier.cancel()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.db.models import Count
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -70,6 +70,30 @@ BROADCAST_SECONDS = Histogram(
     "Duration of one broadcaster tick: status computation, alert evaluation and publishing.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# The broadcaster's own (served by run_broadcaster on MONITORING_BROADCASTER_METRICS_PORT).
+BROADCASTER_TICKS = Counter(
+    "conflict_monitor_broadcaster_ticks",
+    "Broadcaster ticks, per outcome: published, or failed (status not computed or not published).",
+    ["outcome"],
+)
+BROADCASTER_PUBLISHES = Counter(
+    "conflict_monitor_broadcaster_publishes", "Status documents the broadcaster published to the live feed."
+)
+BROADCASTER_LAST_PUBLISH = Gauge(
+    "conflict_monitor_broadcaster_last_publish_timestamp_seconds",
+    "Unix time of the last status this broadcaster published (0 before the first).",
+)
+BROADCASTER_ACTIVE = Gauge(
+    "conflict_monitor_broadcaster_active", "1 while this broadcaster holds the lease and publishes, 0 on standby."
+)
+ALERT_EVALUATIONS = Counter(
+    "conflict_monitor_alert_evaluations", "Alert rule evaluations, per outcome: ok or failed.", ["outcome"]
+)
+WEBHOOK_DELIVERIES = Counter(
+    "conflict_monitor_webhook_deliveries",
+    "Webhook delivery attempts, per outcome: sent, retried (will try again) or failed (given up).",
+    ["outcome"],
+)
 
 
 def count_ingested(*, kind: str, rows: int) -> None:
@@ -103,6 +127,11 @@ class AlertCollector(Collector):
             # No figure beats a wrong zero: the series is absent until the database answers.
             logger.warning("metrics: alert counts unavailable", exc_info=True)
             return
+        finally:
+            # A scrape served outside Django's request cycle (run_broadcaster's metrics server starts a thread
+            # per scrape) would otherwise keep its thread's connection out of the pool for good.
+            if not connection.in_atomic_block:
+                connection.close()
         for state in Alert.State.values:
             for severity in Alert.Severity.values:
                 family.add_metric([state, severity], counts.get((state, severity), 0))

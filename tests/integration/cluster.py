@@ -35,6 +35,7 @@ class Cluster:
     logs: Path
     servers: dict[str, tuple[subprocess.Popen, int]] = field(default_factory=dict)
     broadcasters: list[subprocess.Popen] = field(default_factory=list)
+    broadcaster_metric_ports: list[int] = field(default_factory=list)
 
     @classmethod
     def create(cls, *, database_url: str, redis_url: str, logs: Path, **overrides: str) -> Cluster:
@@ -56,9 +57,9 @@ class Cluster:
     def prefix(self) -> str:
         return self.env["CHANNEL_LAYER_PREFIX"]
 
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (lives as long as the process)
-        return subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(argv, cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT)
 
     def start_server(self, name: str, *, port: int | None = None) -> int:
         """Start daphne ``name`` on ``port`` (a free one by default; pass the old port to restart in place)."""
@@ -80,8 +81,14 @@ class Cluster:
         return port
 
     def start_broadcaster(self) -> subprocess.Popen:
-        process = self._spawn(f"broadcaster-{len(self.broadcasters)}", [sys.executable, "manage.py", "run_broadcaster"])
+        """A broadcaster with its own metrics port (``broadcaster_metric`` reads it)."""
+        port = free_port()
+        argv = [sys.executable, "manage.py", "run_broadcaster"]
+        process = self._spawn(
+            f"broadcaster-{len(self.broadcasters)}", argv, MONITORING_BROADCASTER_METRICS_PORT=str(port)
+        )
         self.broadcasters.append(process)
+        self.broadcaster_metric_ports.append(port)
         return process
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -123,6 +130,18 @@ class Cluster:
     def metric_total(self, name: str, sample: str, **labels: str) -> float:
         """The sum of every series of ``sample`` whose labels include ``labels`` (0 when there is none)."""
         return sum(found.value for found in self._samples(name, sample) if labels.items() <= found.labels.items())
+
+    def broadcaster_metric(self, index: int, sample: str, **labels: str) -> float:
+        """One sample of broadcaster ``index``'s own ``/metrics`` (0 when the series is absent)."""
+        url = f"http://127.0.0.1:{self.broadcaster_metric_ports[index]}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (http://127.0.0.1 only)
+            text = response.read().decode()
+        return sum(
+            found.value
+            for family in text_string_to_metric_families(text)
+            for found in family.samples
+            if found.name == sample and found.labels == labels
+        )
 
     def _samples(self, name: str, sample: str) -> list:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port(name)}/metrics")
