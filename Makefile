@@ -13,7 +13,7 @@ SQLITE_TRUTH_TESTS := monitoring/tests/test_truth.py monitoring/tests/test_trigg
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint demo clean chaos bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench foreign-writes-bench
+.PHONY: run dev test lint demo clean chaos bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench foreign-writes-bench
 
 # Installs the lock (every package pinned with its hashes; pip checks them): nothing floats.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -30,8 +30,13 @@ lock: $(VENV)/.installed
 	$(VENV)/bin/pip-compile $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) --output-file requirements.txt requirements.in
 	$(VENV)/bin/pip-compile $(LOCK_FLAGS) $(if $(UPGRADE),--upgrade) --output-file requirements-dev.txt requirements-dev.in
 
-## run: install, migrate and serve on http://127.0.0.1:$(PORT) (SQLite + in-process channel layer unless DATABASE_URL/REDIS_URL are set)
+## run: install, migrate and serve on http://127.0.0.1:$(PORT) through the production launcher (SQLite + in-process channel layer unless DATABASE_URL/REDIS_URL are set)
 run: $(VENV)/.installed
+	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} $(PY) -m conflict_monitor.serve -b 127.0.0.1 -p $(PORT) conflict_monitor.asgi:application
+
+## dev: like run, with Django's auto-reloading development server (daphne's runserver) instead of the launcher
+dev: $(VENV)/.installed
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver 127.0.0.1:$(PORT)
 

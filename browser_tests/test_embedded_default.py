@@ -60,9 +60,11 @@ def embedded(tmp_path_factory) -> Iterator[Embedded]:
     port = free_port()
     server = Embedded(base=f"http://127.0.0.1:{port}", env=env)
     server.manage("migrate", "--noinput")
-    log = open(folder / "runserver.log", "wb")  # noqa: SIM115 (lives as long as the process)
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 (lives as long as the process)
+    # As `make run` serves: the production launcher, on the embedded default.
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        [sys.executable, "-m", "conflict_monitor.serve", "-b", "127.0.0.1", "-p", str(port)]
+        + ["conflict_monitor.asgi:application"],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -71,12 +73,12 @@ def embedded(tmp_path_factory) -> Iterator[Embedded]:
     try:
         deadline = time.monotonic() + 30
         while True:
-            assert process.poll() is None, (folder / "runserver.log").read_text()
+            assert process.poll() is None, (folder / "server.log").read_text()
             try:
                 urllib.request.urlopen(f"{server.base}/api/v1/monitoring/health", timeout=2).close()  # noqa: S310
                 break
             except OSError:
-                assert time.monotonic() < deadline, (folder / "runserver.log").read_text()
+                assert time.monotonic() < deadline, (folder / "server.log").read_text()
                 time.sleep(0.2)
         yield server
     finally:
@@ -88,8 +90,8 @@ def embedded(tmp_path_factory) -> Iterator[Embedded]:
             # so the rest of the run goes on. What this module tests happened before.
             process.kill()
             process.wait()
-            tail = (folder / "runserver.log").read_text(errors="replace")[-3000:]
-            warnings.warn(f"runserver took over 10 s to stop on SIGTERM; its log ends:\n{tail}", stacklevel=1)
+            tail = (folder / "server.log").read_text(errors="replace")[-3000:]
+            warnings.warn(f"the server took over 10 s to stop on SIGTERM; its log ends:\n{tail}", stacklevel=1)
         log.close()
 
 

@@ -152,8 +152,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-# Production serves what collectstatic gathered into STATIC_ROOT; DEBUG serves straight from the apps.
-WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", DEBUG)
+# The image serves what collectstatic gathered into STATIC_ROOT; without a STATIC_ROOT (the launcher run
+# outside the image, make run) or in DEBUG, WhiteNoise serves straight from the apps.
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", DEBUG or not STATIC_ROOT.is_dir())
 
 # --- Security (production behind TLS sets SECURE_* through the environment) -----------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
