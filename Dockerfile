@@ -13,7 +13,8 @@
 #   docker run --rm -e SECRET_KEY=... -e DATABASE_URL=... IMAGE python manage.py migrate --noinput
 # CMD rather than ENTRYPOINT runs daphne so that such commands can replace it. conflict_monitor.serve is
 # daphne with its own arguments, on a reactor that writes to sockets once per loop iteration
-# (conflict_monitor/overrides/twisted.py; docs/performance.md).
+# (conflict_monitor/overrides/twisted.py; docs/performance.md). -v 0 turns off daphne's own access log
+# (plain text, with query strings): the app logs each request itself, as JSON with LOG_FORMAT=json.
 #
 # Static files (the dashboard's scripts and styles) are collected at build time into /app/staticfiles
 # and served by the app itself (WhiteNoise), so the image alone serves the whole dashboard.
@@ -65,4 +66,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request as u; h = ([x.strip() for x in os.environ.get('ALLOWED_HOSTS', '').split(',') if x.strip()] or ['127.0.0.1'])[0].lstrip('.'); h = '127.0.0.1' if h in ('', '*') else h; r = u.urlopen(u.Request('http://127.0.0.1:8000/api/v1/monitoring/health', headers={'Host': h, 'X-Forwarded-For': '127.0.0.1', 'X-Forwarded-Proto': 'https'}), timeout=4); sys.exit(0 if r.status == 200 else 1)"]
 
-CMD ["python", "-m", "conflict_monitor.serve", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "conflict_monitor.asgi:application"]
+CMD ["python", "-m", "conflict_monitor.serve", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "-v", "0", "conflict_monitor.asgi:application"]

@@ -6,9 +6,11 @@ the in-memory channel layer, and the broadcaster inside the server process.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from conflict_monitor.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -181,7 +183,34 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "monitoring.api.exceptions.json_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Each request counts against one scope (monitoring.api.throttling): ``ingest`` per ingest token for
+    # writes, ``user`` per logged-in user (or per token for a token's reads), ``anon`` per client address.
+    # Health, readiness and GET /metrics are never throttled.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "monitoring.api.throttling.IngestThrottle",
+        "monitoring.api.throttling.UserThrottle",
+        "monitoring.api.throttling.AnonThrottle",
+    ],
+    # "<requests>/<second|minute|hour|day>", or "off". Defaults leave room for the project's own
+    # benches (bench/ingest_throughput.py sends ~1,000 requests with one token within a minute;
+    # bench/status_latency.py ~500 anonymous reads).
+    "DEFAULT_THROTTLE_RATES": {
+        "ingest": env_str("API_THROTTLE_INGEST", "1200/min"),
+        "user": env_str("API_THROTTLE_USER", "1200/min"),
+        "anon": env_str("API_THROTTLE_ANON", "600/min"),
+    },
 }
+for _scope, _rate in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].items():
+    if _rate.strip().lower() == "off":
+        REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][_scope] = None
+    elif not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", _rate.strip()):
+        raise ImproperlyConfigured(
+            f"API_THROTTLE_{_scope.upper()} must be <requests>/<second|minute|hour|day> (e.g. 600/min) or off, "
+            f"got {_rate!r}"
+        )
+    else:
+        REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][_scope] = _rate.strip()
+del _scope, _rate
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
 
@@ -369,10 +398,33 @@ DASHBOARD_WS_BASE_URL = env_str("DASHBOARD_WS_BASE_URL", "")
 # Seconds between REST polls while the live feed is unavailable.
 DASHBOARD_POLL_INTERVAL = env_float("DASHBOARD_POLL_INTERVAL", 30.0, minimum=1)
 
+# "text" (the default): one plain line per record; "json": one JSON object per line (monitoring.logs).
+LOG_FORMAT = env_str("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # The id of the request or WebSocket being handled, on every record (X-Request-ID).
+    "filters": {"request_id": {"()": "monitoring.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "monitoring.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+if LOG_FORMAT == "json":
+    # Django's own handlers (its DEBUG console, runserver's django.server) write plain text: their
+    # records go to the root's handler instead. Python's warnings become records too.
+    LOGGING["loggers"] = {
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
+    }
+    LOGGING_CONFIG = "monitoring.logs.configure_json"

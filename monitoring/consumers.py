@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import secrets
+import time
 from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from monitoring import events, telemetry
+from monitoring import events, logs, telemetry
 from monitoring.broadcaster import ensure_embedded_broadcaster
 from monitoring.feed.connections import ACCEPTED
 from monitoring.feed.fanout import get_fanout
@@ -28,6 +29,8 @@ from monitoring.services.feed import ensure_status_frame, latest_frame, snapshot
 from monitoring.services.tickets import redeem_ticket
 
 logger = logging.getLogger(__name__)
+# One record when a socket is served and one when it ends, as monitoring.http_metrics has per request.
+access_log = logging.getLogger("monitoring.access")
 REFUSAL_REASONS = {
     events.CLOSE_UNAUTHENTICATED: "unauthenticated",
     events.CLOSE_FORBIDDEN: "forbidden",
@@ -57,14 +60,38 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     # Nothing more is sent: a send failed (the client's close has begun) or the socket was released.
     closing = False
 
+    close_code: int | None = None  # the code of the client's disconnect, once it came
+
     # --- lifecycle ----------------------------------------------------------------------------
     async def __call__(self, scope, receive, send) -> None:
+        # The socket's id: on every record logged while this socket's own task runs (monitoring.logs).
+        socket_id = logs.request_id_from(scope.get("headers", ()))
+        id_token = logs.request_id.set(socket_id)
+        started = time.monotonic()
         try:
             await super().__call__(scope, receive, send)
         finally:
             # Also when a handler raised or the server cancelled the socket: nothing it held may leak
             # (its fan-out membership, its connection slot, the open-sockets gauge).
-            await self._release()
+            try:
+                await self._release()
+            finally:
+                duration_ms = round((time.monotonic() - started) * 1000, 3)
+                access_log.info(
+                    "websocket close %s code %s after %.0f ms",
+                    scope.get("path", ""),
+                    self.close_code,
+                    duration_ms,
+                    extra={
+                        "request_id": socket_id,
+                        "event": "websocket_close",
+                        "path": scope.get("path", ""),
+                        "code": self.close_code,
+                        "duration_ms": duration_ms,
+                        "client": (scope.get("client") or (None,))[0],
+                    },
+                )
+                logs.request_id.reset(id_token)
 
     async def connect(self) -> None:
         self.topics = {}
@@ -98,6 +125,16 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         self.counted = True
         telemetry.WS_CONNECTIONS.inc()
+        access_log.info(
+            "websocket open %s",
+            self.scope.get("path", ""),
+            extra={
+                "request_id": logs.request_id.get(),
+                "event": "websocket_open",
+                "path": self.scope.get("path", ""),
+                "client": (self.scope.get("client") or (None,))[0],
+            },
+        )
         # Jitter spreads the reconnects of clients that connected together.
         age = settings.WEBSOCKET_MAX_CONNECTION_AGE * (1 - secrets.randbelow(1000) / 10_000)
         self.expiry = asyncio.get_running_loop().call_later(age, self._close_when_old)
@@ -117,6 +154,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=events.CLOSE_RECONNECT)
 
     async def disconnect(self, code: int) -> None:
+        self.close_code = code
         await self._release()
 
     async def _release(self) -> None:

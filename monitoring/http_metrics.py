@@ -1,17 +1,25 @@
-"""Counts and times every HTTP response, outermost in the ASGI stack, so responses that never reach
-Django (the body limit's 413) count too. Labels stay bounded whatever clients send: the URL pattern
-that matched (``unmatched`` for anything else) and the status class."""
+"""Counts, times and logs every HTTP response, outermost in the ASGI stack, so responses that never
+reach Django (the body limit's 413) count too. Labels stay bounded whatever clients send: the URL pattern
+that matched (``unmatched`` for anything else) and the status class.
+
+Each request gets an id (the client's ``X-Request-ID`` when it is sane, else a new one; see
+``monitoring.logs``), echoed in the response's ``X-Request-ID`` and carried by every log record emitted
+while the request is handled. Once the response is sent, one access record on ``monitoring.access``:
+the request id, method, URL pattern, status, duration and client address; never the query string or
+other headers, which may carry secrets."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import time
 
 from django.urls import Resolver404, get_resolver
 
-from monitoring import telemetry
+from monitoring import logs, telemetry
 
 UNMATCHED = "unmatched"
+access_log = logging.getLogger("monitoring.access")
 
 
 def route_of(path: str) -> str:
@@ -42,25 +50,50 @@ class HttpMetricsMiddleware:
         started = time.perf_counter()
         status = 0
         counted = False
+        request_id = logs.request_id_from(scope.get("headers", ()))
+        id_header = (logs.HEADER, request_id.encode("ascii"))
 
         def count() -> None:
             nonlocal counted
             counted = True
+            seconds = time.perf_counter() - started
             route = route_of(scope["path"])
-            telemetry.HTTP_RESPONSES.labels(route=route, status=f"{status // 100}xx").inc()
-            telemetry.HTTP_SECONDS.labels(route=route).observe(time.perf_counter() - started)
+            if status:
+                telemetry.HTTP_RESPONSES.labels(route=route, status=f"{status // 100}xx").inc()
+                telemetry.HTTP_SECONDS.labels(route=route).observe(seconds)
+            method, client = scope.get("method", ""), (scope.get("client") or (None,))[0]
+            access_log.info(
+                "%s %s %s %.1f ms",
+                method,
+                route,
+                status or "-",
+                seconds * 1000,
+                extra={
+                    "request_id": request_id,
+                    "event": "http_request",
+                    "method": method,
+                    "route": route,
+                    "status": status or None,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "client": client,
+                },
+            )
 
         async def counting_send(message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), id_header]}
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 count()
 
+        token = logs.request_id.set(request_id)
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            # A response cut off midway still counts; a client that left before any answer got none.
-            if status and not counted:
+            # A response cut off midway still counts; a client that left before any answer got none (its
+            # access record says so, with no status).
+            if not counted:
                 count()
+            logs.request_id.reset(token)

@@ -117,6 +117,13 @@ def test_redis_url_selects_the_pubsub_layer_with_a_socket_timeout_above_5s():
     assert host["socket_timeout"] > 5
 
 
+def test_static_files_come_from_the_collected_root_when_there_is_one_else_from_the_apps(tmp_path):
+    collected = _load(SECRET_KEY="k", STATIC_ROOT=str(tmp_path))
+    assert collected["static_from_apps"] is False  # the image serves what collectstatic gathered
+    never_collected = _load(SECRET_KEY="k", STATIC_ROOT=str(tmp_path / "missing"))
+    assert never_collected["static_from_apps"] is True  # the launcher outside the image
+
+
 def test_lists_numbers_and_thresholds_are_parsed():
     loaded = _load(
         SECRET_KEY="k",
@@ -128,7 +135,6 @@ def test_lists_numbers_and_thresholds_are_parsed():
     )
     assert loaded["hosts"] == ["monitor.example.org", "api.example.org"]
     assert loaded["csrf_origins"] == ["https://monitor.example.org", "https://ops.example.org"]
-    assert loaded["static_from_apps"] is False  # production serves the collected files
     assert (loaded["interval"], loaded["max_connections"]) == (2.5, 500)
     assert loaded["thresholds"]["geocoding_warn"] == 80.0
 

@@ -94,6 +94,10 @@ ERROR_MEANINGS = {
     413: "`payload_too_large`: the body exceeds `MONITORING_INGEST_MAX_BODY_BYTES` (2 MiB by default).",
     415: "`unsupported_media_type`: the body is not `application/json`.",
     422: "`idempotency_key_reused`: the `Idempotency-Key` was first used with a different request.",
+    429: (
+        "`throttled`: over the rate limit of the request's scope (docs/api.md, Rate limits); retry after "
+        "`Retry-After` seconds."
+    ),
     503: "`database_unavailable`: the database does not answer; retry after `Retry-After` seconds.",
 }
 
@@ -118,14 +122,16 @@ def error_responses(
 ) -> dict[tuple[int, str], OpenApiResponse]:
     """The error responses ``statuses`` with the common error body; ``notes`` replace a status's meaning.
 
-    Keyed by media type too: errors are JSON whatever else the endpoint renders (the schema endpoint).
+    429 is always among them: every endpoint described with this is throttled (monitoring.api.throttling;
+    health and readiness are not, and describe their answers themselves). Keyed by media type too: errors
+    are JSON whatever else the endpoint renders (the schema endpoint).
     """
     notes = notes or {}
     return {
         (status, JSONRenderer.media_type): OpenApiResponse(
             ErrorSerializer, description=notes.get(status, ERROR_MEANINGS[status])
         )
-        for status in statuses
+        for status in sorted({*statuses, 429})
     }
 
 
@@ -146,7 +152,7 @@ IDEMPOTENT_REPLAYED = OpenApiParameter(
     description="Present when the answer is the stored one of an earlier request with the same key.",
     response=[200, 201],
 )
-RETRY_AFTER = OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, description="Seconds.", response=[503])
+RETRY_AFTER = OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, description="Seconds.", response=[429, 503])
 WWW_AUTHENTICATE = OpenApiParameter("WWW-Authenticate", str, OpenApiParameter.HEADER, enum=["Token"], response=[401])
 
 
@@ -156,7 +162,7 @@ class SchemaView(SpectacularAPIView):
     @extend_schema(
         summary="The OpenAPI 3 schema of this API",
         description="YAML by default; JSON with `?format=json` or `Accept: application/json`.",
-        parameters=[OpenApiParameter("format", str, enum=["json", "yaml"]), WWW_AUTHENTICATE],
+        parameters=[OpenApiParameter("format", str, enum=["json", "yaml"]), WWW_AUTHENTICATE, RETRY_AFTER],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="The schema (docs/openapi.yaml)."),
             **error_responses(statuses=(401, 404), notes={404: "`not_found`: `format` is neither `json` nor `yaml`."}),

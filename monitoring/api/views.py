@@ -115,6 +115,7 @@ class HealthView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes: list = []  # load balancers poll it
 
     @extend_schema(summary="Liveness", auth=[], responses={200: HealthDocument})
     def get(self, request: Request) -> Response:
@@ -126,6 +127,7 @@ class ReadyView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes: list = []  # load balancers poll it
 
     @extend_schema(
         summary="Readiness",

@@ -212,6 +212,11 @@ def test_generated_hostile_requests_get_no_5xx_and_only_json_errors(tmp_path):
         broadcasters=0,
         MONITORING_PUBLIC_READ="0",
         MONITORING_METRICS_TOKEN="hostile-http-scrape",
+        # This test fuzzes input, not rates: no limit may turn its answers into 429s
+        # (monitoring/tests/api/test_throttling.py tests the limits).
+        API_THROTTLE_INGEST="off",
+        API_THROTTLE_USER="off",
+        API_THROTTLE_ANON="off",
         # Plain http in the test: cookies marked Secure would never come back.
         SESSION_COOKIE_SECURE="0",
         CSRF_COOKIE_SECURE="0",
