@@ -13,7 +13,7 @@ SQLITE_TRUTH_TESTS := monitoring/tests/test_truth.py monitoring/tests/test_trigg
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run dev test lint demo clean chaos bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench foreign-writes-bench
+.PHONY: run dev test lint demo clean chaos stack bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench foreign-writes-bench
 
 # Installs the lock (every package pinned with its hashes; pip checks them): nothing floats.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -66,6 +66,10 @@ chaos: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
+
+## stack: the whole stack of compose.yaml without containers: migrate, 2 servers behind haproxy on http://127.0.0.1:$(PORT), 2 broadcasters, the daily retention loop, on local PostgreSQL and Redis (DATABASE_URL / REDIS_URL to change); Ctrl-C stops all
+stack: $(VENV)/.installed
+	$(PY) deploy/stack.py --port $(PORT)
 
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/conflict_monitor_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/0
