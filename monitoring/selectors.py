@@ -25,9 +25,9 @@ from django.utils import timezone
 
 from monitoring.anomaly.series import recent_anomalies
 from monitoring.conf import Thresholds, default_window_hours, thresholds
-from monitoring.models import Alert, DataQualityMetric, PipelineRun, ScrapeSource
+from monitoring.models import Alert, PipelineRun, ScrapeSource
 from monitoring.models.metrics import COUNT_FIELDS
-from monitoring.windows import add_up, db_moment, floor_hour, window_sums
+from monitoring.windows import add_up, db_moment, floor_hour, newest_report, window_sums
 
 logger = logging.getLogger(__name__)
 
@@ -100,17 +100,6 @@ def _quality_block(row: dict[str, Any], *, limits: Thresholds) -> dict[str, Any]
         "reports": row["reports"],
         "last_updated": isoformat(row["last_updated"]),
     }
-
-
-_NEWEST = f'SELECT MAX("timestamp") FROM {DataQualityMetric._meta.db_table} WHERE "timestamp" < %s'  # noqa: S608
-
-
-def newest_report(*, now: datetime) -> datetime | None:
-    """The newest metric timestamp before ``now``, at any age."""
-    with connection.cursor() as cursor:
-        cursor.execute(_NEWEST, [connection.ops.adapt_datetimefield_value(now)])
-        (newest,) = cursor.fetchone()
-    return db_moment(newest)
 
 
 def data_quality(*, now: datetime, window_hours: int, limits: Thresholds) -> dict[str, Any]:

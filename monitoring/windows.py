@@ -153,3 +153,23 @@ def window_sums(
 def add_up(rows: list[dict[str, Any]]) -> dict[str, int]:
     """The counts and reports of ``rows`` added up (zeros for none)."""
     return {field: sum(row[field] for row in rows) for field in SUMMED}
+
+
+# The hour holding ``now`` from its raw rows; every earlier hour from the newest rollup before it, whose
+# newest report is the newest of all those hours (a report of hour h lies in [h, h + 1 h)) and which
+# keeps the hours retention pruned.
+_NEWEST = f"""SELECT MAX(newest) FROM (
+    SELECT MAX("timestamp") AS newest FROM {_METRICS} WHERE "timestamp" >= %s AND "timestamp" < %s
+    UNION ALL
+    SELECT MAX(last_report_at) FROM {_ROLLUPS} WHERE hour = (SELECT MAX(hour) FROM {_ROLLUPS} WHERE hour < %s)
+) AS newest"""  # noqa: S608
+
+
+def newest_report(*, now: datetime) -> datetime | None:
+    """The newest metric timestamp before ``now``, at any age (pruned reports included)."""
+    hour = floor_hour(now)
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(_NEWEST, [adapt(hour), adapt(now), adapt(hour)])
+        (newest,) = cursor.fetchone()
+    return db_moment(newest)

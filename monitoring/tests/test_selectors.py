@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from monitoring.models import PipelineRun
+from monitoring.models import DataQualityMetric, PipelineRun
 from monitoring.selectors import CRITICAL, DEGRADED, HEALTHY, NO_DATA, pipeline_status, rate, worst
 from monitoring.tests.factories import DataQualityMetricFactory, PipelineRunFactory
 
@@ -353,3 +353,24 @@ def test_the_status_answers_from_the_database_while_the_cache_is_unreachable(set
     document = pipeline_status(now=now)
     assert document["data_quality"]["reports"] == 1
     assert document["anomalies"] == []
+
+
+def test_the_newest_report_survives_retention_so_a_silent_pipeline_reads_stale_not_empty():
+    from monitoring.services.retention import prune_metrics
+
+    now = timezone.now()
+    DataQualityMetricFactory(timestamp=now - timedelta(days=40))
+    newest = DataQualityMetricFactory(timestamp=now - timedelta(days=35)).timestamp
+    prune_metrics(older_than=now - timedelta(days=31))
+    assert not DataQualityMetric.objects.exists()
+    quality = pipeline_status(now=now)["data_quality"]
+    assert quality["last_updated"] == newest.isoformat().replace("+00:00", "Z")
+    assert quality["stale"] is True
+    assert quality["status"] == "degraded"
+
+
+def test_the_newest_report_before_now_ignores_reports_of_the_current_hour_after_now(now):
+    DataQualityMetricFactory(timestamp=now - timedelta(hours=3))
+    before = DataQualityMetricFactory(timestamp=now - timedelta(microseconds=1)).timestamp
+    DataQualityMetricFactory(timestamp=now)
+    assert pipeline_status(now=now)["data_quality"]["last_updated"] == before.isoformat().replace("+00:00", "Z")
