@@ -80,7 +80,7 @@ bench: status-bench live-feed-bench anomaly-eval ingest-bench foreign-writes-ben
 ## status-bench: status endpoint latency on 1 M and on 10 M metric rows (PostgreSQL; the 10 M fill in its own database <name>_10m, so each size reuses its fill)
 status-bench: $(VENV)/.installed
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/status_latency.py
-	DATABASE_URL=$(BENCH_DATABASE_URL)_10m $(PY) bench/status_latency.py --rows 10000000 --long-window-calls 20
+	DATABASE_URL=$(BENCH_DATABASE_URL)_10m $(PY) bench/status_latency.py --rows 10000000
 
 ## live-feed-bench: snapshot, ingest -> receipt at 1,000 clients, fan-out at 100-10,000 clients (connects/s, RSS, latency, sustained broadcasts/s) on git HEAD against real servers, with a plain websockets server as the baseline (~7 min; PROFILE=1 adds py-spy and strace)
 live-feed-bench: $(VENV)/.installed
