@@ -17,6 +17,7 @@ settings.SECRET_KEY  # noqa: B018
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from monitoring.body_limit import BodySizeLimitMiddleware  # noqa: E402
+from monitoring.broadcaster import lifespan_app, start_embedded_broadcaster_with_server  # noqa: E402
 from monitoring.http_metrics import HttpMetricsMiddleware  # noqa: E402
 from monitoring.origins import TrustedOriginValidator  # noqa: E402
 from monitoring.routing import websocket_urlpatterns  # noqa: E402
@@ -27,5 +28,11 @@ application = ProtocolTypeRouter(
         # No AuthMiddlewareStack: the consumer looks up a session only when the feed is private
         # (monitoring.feed.session), instead of on every handshake for the socket's whole life.
         "websocket": TrustedOriginValidator(URLRouter(websocket_urlpatterns)),
+        # Servers that speak ASGI lifespan start the embedded broadcaster here; daphne does not, see below.
+        "lifespan": lifespan_app,
     }
 )
+
+# The embedded broadcaster (alert evaluation and webhooks included) starts with the server, not with
+# the first WebSocket (docs/alerts.md). A no-op with Redis: run_broadcaster processes evaluate there.
+start_embedded_broadcaster_with_server()

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import socket
+import sys
 import uuid
 
 from channels.db import database_sync_to_async
@@ -259,11 +260,70 @@ def build_broadcaster() -> Broadcaster:
 
 
 _embedded: asyncio.Task | None = None
+_embedded_stop: asyncio.Event | None = None
 
 
 def ensure_embedded_broadcaster() -> None:
     """Start the in-process broadcaster in the running loop, once (embedded default)."""
-    global _embedded
+    global _embedded, _embedded_stop
     if _embedded is not None and not _embedded.done():
         return
-    _embedded = asyncio.ensure_future(build_broadcaster().run(asyncio.Event()))
+    _embedded_stop = asyncio.Event()
+    _embedded = asyncio.ensure_future(build_broadcaster().run(_embedded_stop))
+
+
+async def stop_embedded_broadcaster(timeout: float = 5.0) -> None:
+    """Stop the in-process broadcaster (if it runs) and wait for it, at most ``timeout`` seconds."""
+    if _embedded is None or _embedded.done() or _embedded_stop is None:
+        return
+    _embedded_stop.set()
+    try:
+        await asyncio.wait_for(asyncio.shield(_embedded), timeout)
+    except TimeoutError:
+        _embedded.cancel()
+    except Exception:
+        logger.warning("the embedded broadcaster failed while stopping", exc_info=True)
+
+
+def start_embedded_broadcaster_with_server() -> None:
+    """Have the server start the embedded broadcaster itself, not the first WebSocket: alert evaluation
+    and webhook delivery must not wait for someone to open the dashboard.
+
+    Called when the ASGI application is imported. daphne (4.2.3, both ``conflict_monitor.serve`` and
+    ``manage.py runserver``) does not speak the ASGI ``lifespan`` protocol, but it installs its Twisted
+    asyncio reactor before it imports the application: the broadcaster starts from the reactor's first
+    loop callback. Servers that do speak ``lifespan`` start it from ``lifespan_app``; anything else
+    still starts it on the first WebSocket (``ensure_embedded_broadcaster`` is idempotent). With
+    ``WEBSOCKET_EMBEDDED_BROADCASTER`` off (the default with ``REDIS_URL``) servers never evaluate:
+    the ``run_broadcaster`` processes do, one at a time under their Redis lease.
+    """
+    if not settings.WEBSOCKET_EMBEDDED_BROADCASTER:
+        return
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None or not hasattr(reactor, "_asyncioEventloop"):
+        return  # not under daphne's asyncio reactor
+    # Startup triggers fire before the asyncio loop runs; callLater(0) runs inside it.
+    reactor.callWhenRunning(reactor.callLater, 0, _start_from_reactor)
+
+
+def _start_from_reactor() -> None:
+    try:
+        ensure_embedded_broadcaster()
+    except Exception:
+        logger.exception("could not start the embedded broadcaster; it starts with the first WebSocket")
+    else:
+        logger.info("embedded broadcaster started with the server (alert evaluation and webhooks included)")
+
+
+async def lifespan_app(scope, receive, send) -> None:
+    """ASGI ``lifespan``, for servers that speak it: start the embedded broadcaster with the server."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            if settings.WEBSOCKET_EMBEDDED_BROADCASTER:
+                ensure_embedded_broadcaster()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await stop_embedded_broadcaster()
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -244,6 +244,37 @@ def current_anomalies(*, now: datetime) -> list[dict[str, Any]]:
     return found
 
 
+# How an alert that counts (see :func:`alerts_floor`) raises the headline: medium alerts do not.
+ALERT_FLOOR = {"critical": CRITICAL, "high": DEGRADED}
+_COUNTING_STATES = frozenset({Alert.State.FIRING.value, Alert.State.ACKNOWLEDGED.value})
+
+
+def alerts_floor(alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The floor the alerts put under a status, and the alerts that set it (pure: alert documents in).
+
+    An alert counts while it is open (firing, or acknowledged: someone is on it, the problem is not
+    over) and neither silenced nor inhibited; a critical one makes the floor ``critical``, a high one
+    ``degraded``, a medium one nothing. ``status`` is null when no alert counts (then the floor
+    changes nothing, not even ``no_data``); ``alerts`` are the ids of the counting alerts, in the
+    order given.
+    """
+    counting = [
+        alert
+        for alert in alerts
+        if alert["state"] in _COUNTING_STATES
+        and not alert["silenced"]
+        and not alert["inhibited"]
+        and alert["severity"] in ALERT_FLOOR
+    ]
+    status = worst(*(ALERT_FLOOR[alert["severity"]] for alert in counting)) if counting else None
+    return {"status": status, "alerts": [alert["id"] for alert in counting]}
+
+
+def with_floor(status: str, floor: dict[str, Any]) -> str:
+    """``status`` raised to the floor's (unchanged when the floor has none)."""
+    return worst(status, floor["status"]) if floor["status"] else status
+
+
 def pipeline_status(*, now: datetime | None = None, window_hours: int | None = None) -> dict[str, Any]:
     """The status document served by the REST endpoint, the command and the live feed."""
     now = now or timezone.now()
@@ -253,27 +284,41 @@ def pipeline_status(*, now: datetime | None = None, window_hours: int | None = N
     limits = thresholds()
     scraping = scraping_health(now=now, window_hours=window_hours, limits=limits)
     quality = data_quality(now=now, window_hours=window_hours, limits=limits)
+    alerts = active_alerts()
+    floor = alerts_floor(alerts)
     return {
         "timestamp": isoformat(now),
-        "overall_status": worst(scraping["status"], quality["status"]),
+        "overall_status": with_floor(worst(scraping["status"], quality["status"]), floor),
+        "alerts_floor": floor,
         "window_hours": window_hours,
         "scraping_health": scraping,
         "data_quality": quality,
         "anomalies": current_anomalies(now=now),
-        "alerts": active_alerts(),
+        "alerts": alerts,
     }
 
 
 def per_source_status(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Split a status document into per-source details (no query: derived from the document)."""
+    """Split a status document into per-source details (no query: derived from the document).
+
+    A source's status is raised by its own alerts exactly as the overall status is by all of them
+    (:func:`alerts_floor`); alerts across all sources (no source) only raise the overall status.
+    """
     scraping = {row["source"]: row for row in document["scraping_health"]["sources"]}
     quality = {row["source"]: row for row in document["data_quality"]["by_source"]}
+    floors = {
+        name: alerts_floor([alert for alert in document["alerts"] if alert["source"] == name])
+        for name in scraping.keys() | quality.keys()
+    }
     return {
         name: {
             "source": name,
-            "status": worst(
-                scraping[name]["status"] if name in scraping else NO_DATA,
-                quality[name]["status"] if name in quality else NO_DATA,
+            "status": with_floor(
+                worst(
+                    scraping[name]["status"] if name in scraping else NO_DATA,
+                    quality[name]["status"] if name in quality else NO_DATA,
+                ),
+                floors[name],
             ),
             "scraping": scraping.get(name),
             "data_quality": quality.get(name),

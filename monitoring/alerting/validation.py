@@ -125,6 +125,34 @@ def silence_errors(
     return errors
 
 
+def silence_target_errors(
+    *,
+    rule_name: str,
+    source: str,
+    ends_at: datetime | None,
+    now: datetime,
+    rule_known: bool,
+    source_known: bool,
+) -> dict[str, str]:
+    """What a new silence must match and when it must end (the caller looks up what is known).
+
+    An empty rule name or source matches any, so only a named one must be known: a typo would
+    otherwise silence nothing while the operator believes it silences something. A silence that has
+    already ended would never silence anything.
+    """
+    errors: dict[str, str] = {}
+    if rule_name and not rule_known:
+        errors["rule_name"] = f"Unknown rule {rule_name!r}: name an alert rule (or leave it empty for any rule)."
+    if source and not source_known:
+        errors["source"] = (
+            f"Unknown source {source!r}: no metric, run or alert was ever recorded for it "
+            "(leave it empty for any source)."
+        )
+    if ends_at is not None and ends_at <= now:
+        errors["ends_at"] = "Already ended: a silence must end in the future."
+    return errors
+
+
 def stored_silence_errors(
     *,
     starts_at: datetime | None,

@@ -5,17 +5,23 @@ from __future__ import annotations
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from monitoring.api.authentication import OperatorAuthentication
 from monitoring.api.documents import AlertDetail, AlertList, AlertTransition, SilenceDocument, SilenceList
 from monitoring.api.exceptions import error_body
-from monitoring.api.permissions import CanReadMonitoring, ReadOrWriteMixin
-from monitoring.api.schema import READ_NOTES, RETRY_AFTER, WWW_AUTHENTICATE, error_responses
+from monitoring.api.permissions import CanReadMonitoring, IsOperator, ReadOrWriteMixin
+from monitoring.api.schema import (
+    OPERATOR_NOTES,
+    OPERATOR_WWW_AUTHENTICATE,
+    READ_NOTES,
+    RETRY_AFTER,
+    WWW_AUTHENTICATE,
+    error_responses,
+)
 from monitoring.api.serializers import StrictSerializer
 from monitoring.models import Alert, Silence
 from monitoring.selectors import alert_dict, isoformat, list_alerts
@@ -63,10 +69,10 @@ def silence_dict(silence: Silence) -> dict:
 
 
 class _OperatorView(APIView):
-    """Writes by people: a logged-in session (with CSRF), not an ingest token."""
+    """Writes by people: a logged-in session (with CSRF), not an ingest token (401 without one, 403 for a token)."""
 
-    authentication_classes = [SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+    authentication_classes = [OperatorAuthentication]
+    permission_classes = [IsOperator]
 
 
 class AlertListView(APIView):
@@ -124,12 +130,13 @@ class _TransitionView(_OperatorView):
     @extend_schema(
         description="Logged-in session with CSRF. Repeating a transition changes nothing (`changed`: false).",
         request=CommentSerializer,
-        parameters=[RETRY_AFTER],
+        parameters=[OPERATOR_WWW_AUTHENTICATE, RETRY_AFTER],
         responses={
             200: AlertTransition,
             **error_responses(
-                statuses=(400, 403, 404, 409, 413, 415, 503),
+                statuses=(400, 401, 403, 404, 409, 413, 415, 503),
                 notes={
+                    **OPERATOR_NOTES,
                     404: "`not_found`: no alert with this id.",
                     409: "`invalid_transition`: e.g. acknowledging a resolved alert.",
                 },
@@ -161,8 +168,8 @@ class AlertResolveView(_TransitionView):
 
 
 class SilenceListCreateView(ReadOrWriteMixin, APIView):
-    write_authenticator = SessionAuthentication
-    write_permission = IsAuthenticated
+    write_authenticator = OperatorAuthentication
+    write_permission = IsOperator
 
     @extend_schema(
         summary="Silences that have not ended",
@@ -182,10 +189,19 @@ class SilenceListCreateView(ReadOrWriteMixin, APIView):
             "`weekdays` with `daily_start` and `duration_minutes` make it a weekly window (docs/alerts.md)."
         ),
         request=SilenceSerializer,
-        parameters=[RETRY_AFTER],
+        parameters=[OPERATOR_WWW_AUTHENTICATE, RETRY_AFTER],
         responses={
             201: SilenceDocument,
-            **error_responses(statuses=(400, 403, 413, 415, 503)),
+            **error_responses(
+                statuses=(400, 401, 403, 413, 415, 503),
+                notes={
+                    **OPERATOR_NOTES,
+                    400: (
+                        "`invalid`: a field is wrong (`fields` names it): e.g. an unknown `rule_name` or `source`, "
+                        "or an `ends_at` already past; `parse_error`: the body is not JSON."
+                    ),
+                },
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -203,10 +219,13 @@ class SilenceExpireView(_OperatorView):
         summary="End a silence now",
         description="Logged-in session with CSRF. The silence stays on record; ending an ended one changes nothing.",
         request=None,
-        parameters=[RETRY_AFTER],
+        parameters=[OPERATOR_WWW_AUTHENTICATE, RETRY_AFTER],
         responses={
             200: SilenceDocument,
-            **error_responses(statuses=(403, 404, 413, 503), notes={404: "`not_found`: no silence with this id."}),
+            **error_responses(
+                statuses=(401, 403, 404, 413, 503),
+                notes={**OPERATOR_NOTES, 404: "`not_found`: no silence with this id."},
+            ),
         },
     )
     def post(self, request: Request, silence_id: int) -> Response:

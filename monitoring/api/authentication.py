@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
 from monitoring.services.tokens import authenticate_ingest_token
@@ -29,3 +29,35 @@ class IngestTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return "Token"
+
+
+# The challenge operator endpoints answer a 401 with: they take a logged-in session, not a header.
+OPERATOR_CHALLENGE = 'Session realm="operator"'
+
+
+class OperatorAuthentication(BaseAuthentication):
+    """Operator endpoints: a logged-in session (with CSRF); a header only to be told what is wrong.
+
+    A logged-in session wins. Without one, ``Authorization: Token <key>`` is checked as an ingest token
+    (a bad one is a 401; a good one authenticates the pipeline, which ``IsOperator`` then refuses with a
+    403), and any other scheme is a 401 saying so. No credentials at all leave the request anonymous
+    (``IsOperator``: 401). Every 401 carries ``WWW-Authenticate: Session realm="operator"``.
+    """
+
+    def authenticate(self, request):
+        session = SessionAuthentication().authenticate(request)  # enforces CSRF for a logged-in user
+        if session is not None:
+            return session
+        parts = get_authorization_header(request).split()
+        if not parts:
+            return None
+        if parts[0].lower() == KEYWORD:
+            return IngestTokenAuthentication().authenticate(request)
+        scheme = parts[0].decode("ascii", errors="replace")[:40]
+        raise AuthenticationFailed(
+            f"Unsupported authorization scheme {scheme!r}: operator endpoints take a logged-in session "
+            "(log in at /admin/login/), not an Authorization header."
+        )
+
+    def authenticate_header(self, request) -> str:
+        return OPERATOR_CHALLENGE

@@ -150,9 +150,23 @@ class AlertDocument(serializers.Serializer):
     resolve_comment = serializers.CharField(allow_blank=True)
 
 
+class AlertsFloor(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=(CRITICAL, DEGRADED),
+        allow_null=True,
+        help_text="The least `overall_status` the open alerts allow; null when no alert counts.",
+    )
+    alerts = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Ids of the alerts that count: critical or high, firing or acknowledged, neither silenced "
+        "nor inhibited (docs/status.md).",
+    )
+
+
 class StatusDocument(serializers.Serializer):
     timestamp = _moment(help_text="When the document was computed; the window ends here.")
     overall_status = _status()
+    alerts_floor = AlertsFloor(help_text="Why `overall_status` may read worse than its parts: the open alerts.")
     window_hours = serializers.IntegerField()
     scraping_health = ScrapingHealth()
     data_quality = DataQuality()

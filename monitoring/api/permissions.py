@@ -1,4 +1,5 @@
 from django.conf import settings
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 
 from monitoring.models import IngestToken
@@ -9,6 +10,28 @@ class HasIngestToken(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return isinstance(request.auth, IngestToken)
+
+
+class IsOperator(BasePermission):
+    """A logged-in operator (with ``OperatorAuthentication``): 401 without one, 403 ``forbidden`` for a token.
+
+    An ingest token authenticates the pipeline, not a person: it is refused as not allowed, not as
+    missing credentials.
+    """
+
+    code = "forbidden"
+    message = (
+        "An ingest token is not allowed here: operator endpoints take a logged-in session (log in at /admin/login/)."
+    )
+
+    def has_permission(self, request, view) -> bool:
+        if request.user and request.user.is_authenticated:
+            return True
+        if request.auth is None:
+            raise NotAuthenticated(
+                "Not logged in: operator endpoints take a logged-in session (log in at /admin/login/)."
+            )
+        return False
 
 
 class ReadOrWriteMixin:

@@ -15,6 +15,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from monitoring.api.authentication import OPERATOR_CHALLENGE
 from monitoring.services.idempotency import MAX_KEY_LENGTH
 
 
@@ -29,6 +30,21 @@ class IngestTokenScheme(OpenApiAuthenticationExtension):
             "name": "Authorization",
             "description": "`Token <key>`, a key from `manage.py create_ingest_token <name>`.",
         }
+
+
+class OperatorSessionScheme(OpenApiAuthenticationExtension):
+    """Operator endpoints authenticate with the session (a token header only earns a clearer refusal)."""
+
+    target_class = "monitoring.api.authentication.OperatorAuthentication"
+    # The requirement names drf-spectacular's own session scheme (``cookieAuth``, registered by every view
+    # that takes the session); defining it again under that name would be a second, clashing component.
+    name: list[str] = []
+
+    def get_security_requirement(self, auto_schema) -> dict:
+        return {"cookieAuth": []}
+
+    def get_security_definition(self, auto_schema) -> list:
+        return []
 
 
 class StrictRequestScheme(OpenApiSerializerExtension):
@@ -109,6 +125,18 @@ READ_NOTES = {
         "`authentication_failed` for a malformed, unknown or revoked token (`WWW-Authenticate: Token`)."
     )
 }
+# Operator endpoints (monitoring.api.authentication.OperatorAuthentication, permissions.IsOperator).
+OPERATOR_NOTES = {
+    401: (
+        "`not_authenticated`: no logged-in session; `authentication_failed`: an `Authorization` header that is not "
+        "a valid ingest token (an unknown scheme such as `Bearer`, or a malformed, unknown or revoked token). "
+        f"`WWW-Authenticate: {OPERATOR_CHALLENGE}`."
+    ),
+    403: (
+        "`forbidden`: authenticated but not allowed (an ingest token: operator endpoints take a logged-in "
+        "session); `permission_denied`: a logged-in session without its CSRF token."
+    ),
+}
 INGEST_NOTES = {
     400: (
         f"`invalid`: a field is wrong (`fields` names it) or the `Idempotency-Key` is not 1-{MAX_KEY_LENGTH} "
@@ -154,6 +182,9 @@ IDEMPOTENT_REPLAYED = OpenApiParameter(
 )
 RETRY_AFTER = OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, description="Seconds.", response=[429, 503])
 WWW_AUTHENTICATE = OpenApiParameter("WWW-Authenticate", str, OpenApiParameter.HEADER, enum=["Token"], response=[401])
+OPERATOR_WWW_AUTHENTICATE = OpenApiParameter(
+    "WWW-Authenticate", str, OpenApiParameter.HEADER, enum=[OPERATOR_CHALLENGE], response=[401]
+)
 
 
 class SchemaView(SpectacularAPIView):

@@ -19,7 +19,7 @@ from django.utils import timezone
 from monitoring.alerting.inputs import gather_inputs
 from monitoring.alerting.rules import SEVERITIES, Condition, RuleSpec, evaluate, is_inhibited
 from monitoring.models import Alert, AlertEvent, AlertRule, Silence
-from monitoring.services.notifications import enqueue_notification, should_notify
+from monitoring.services.notifications import enqueue_follow_up, enqueue_notification, should_notify
 
 logger = logging.getLogger(__name__)
 FIRING, ACKNOWLEDGED, RESOLVED = Alert.State.FIRING, Alert.State.ACKNOWLEDGED, Alert.State.RESOLVED
@@ -135,8 +135,7 @@ def _auto_resolve(alert: Alert, *, now: datetime) -> None:
     alert.resolve_comment = "Condition cleared."
     alert.save(update_fields=["state", "resolved_at", "resolve_comment"])
     _event(alert, "resolved", before=before, comment="Condition cleared (automatic).")
-    if alert.notified:
-        enqueue_notification(alert=alert, event="resolved")
+    enqueue_follow_up(alert=alert, event="resolved")
 
 
 def _evaluable_rules() -> tuple[dict[str, AlertRule], set[str]]:
@@ -249,6 +248,7 @@ def acknowledge_alert(*, alert_id: int, user, comment: str = "") -> tuple[Alert,
         alert.acknowledge_comment = comment
         alert.save(update_fields=["state", "acknowledged_by", "acknowledged_at", "acknowledge_comment"])
         _event(alert, "acknowledged", before=FIRING, actor=user, comment=comment)
+        enqueue_follow_up(alert=alert, event="acknowledged")
         _publish_on_commit([AlertChange("acknowledged", alert)])
         return alert, True
 
@@ -267,8 +267,8 @@ def resolve_alert(*, alert_id: int, user, comment: str = "") -> tuple[Alert, boo
         alert.resolve_comment = comment
         alert.save(update_fields=["state", "resolved_by", "resolved_at", "resolve_comment"])
         _event(alert, "resolved", before=before, actor=user, comment=comment)
-        if alert.notified:
-            enqueue_notification(alert=alert, event="resolved")
+        # Whoever resolves it (API, admin, evaluation), a paged alert gets its one resolution notice.
+        enqueue_follow_up(alert=alert, event="resolved")
         _publish_on_commit([AlertChange("resolved", alert)])
         return alert, True
 

@@ -37,12 +37,39 @@ def should_notify(alert: Alert) -> bool:
 
 
 def enqueue_notification(*, alert: Alert, event: str) -> None:
+    """Page: queue the firing notice (the evaluator, which is also the sender, decides by its own URL)."""
     if settings.MONITORING_WEBHOOK_URL:
         NotificationDelivery.objects.create(alert=alert, event=event)
 
 
+FOLLOW_UPS = ("acknowledged", "resolved")
+
+
+def was_paged(alert: Alert) -> bool:
+    """Whether a firing notice was queued (or sent) for this alert: its own delivery record says so."""
+    return NotificationDelivery.objects.filter(alert=alert, event="fired").exists()
+
+
+def enqueue_follow_up(*, alert: Alert, event: str) -> bool:
+    """Queue the acknowledgement or resolution notice of a paged alert, once; returns whether one was queued.
+
+    Decided by the alert's delivery record, not by this process's ``MONITORING_WEBHOOK_URL``: the web
+    process that resolves an alert may have no URL while the broadcaster that pages does (it sends the
+    row with its own). Call inside the transaction that changes the alert, with the alert row locked.
+    """
+    if event not in FOLLOW_UPS:
+        raise ValueError(f"not a follow-up event: {event!r}")
+    if not was_paged(alert) or NotificationDelivery.objects.filter(alert=alert, event=event).exists():
+        return False
+    NotificationDelivery.objects.create(alert=alert, event=event)
+    return True
+
+
+VERBS = {"resolved": "RESOLVED", "acknowledged": "ACKNOWLEDGED"}
+
+
 def payload(*, alert: Alert, event: str, style: str) -> dict[str, Any]:
-    verb = "RESOLVED" if event == "resolved" else alert.severity.upper()
+    verb = VERBS.get(event) or alert.severity.upper()
     text = f"[{verb}] {alert.summary}"
     if style == "slack":
         return {

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from monitoring.alerting.validation import silence_errors
-from monitoring.models import Silence
+from monitoring.alerting.validation import silence_errors, silence_target_errors
+from monitoring.models import Alert, AlertRule, HourlyRollup, PipelineRun, ScrapeSource, Silence
 from monitoring.services.alerts import apply_silences
 
 
@@ -16,6 +17,23 @@ class SilenceInputError(ValueError):
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
+
+
+def is_known_rule(name: str) -> bool:
+    """An alert rule in the database, or one of the defaults (``MONITORING_ALERT_RULES``) not created yet."""
+    defaults = {rule["name"] for rule in settings.MONITORING_ALERT_RULES}
+    return name in defaults or AlertRule.objects.filter(name=name).exists()
+
+
+def is_known_source(name: str) -> bool:
+    """A source the monitor has seen: scrape runs (any stage), metric reports (their hourly rollups, kept
+    after the raw metrics are pruned) or alerts."""
+    return (
+        ScrapeSource.objects.filter(name=name).exists()
+        or HourlyRollup.objects.filter(source=name).exists()
+        or PipelineRun.objects.filter(source=name).exists()
+        or Alert.objects.filter(source=name).exists()
+    )
 
 
 def create_silence(
@@ -30,7 +48,8 @@ def create_silence(
     duration_minutes: int | None = None,
     user=None,
 ) -> Silence:
-    starts_at = starts_at or timezone.now()
+    now = timezone.now()
+    starts_at = starts_at or now
     errors = silence_errors(
         starts_at=starts_at,
         ends_at=ends_at,
@@ -38,6 +57,17 @@ def create_silence(
         weekdays=weekdays,
         daily_start=daily_start,
         duration_minutes=duration_minutes,
+    )
+    # An end already past says more than "must be after starts_at", so it replaces that message.
+    errors.update(
+        silence_target_errors(
+            rule_name=rule_name,
+            source=source,
+            ends_at=ends_at,
+            now=now,
+            rule_known=not rule_name or is_known_rule(rule_name),
+            source_known=not source or is_known_source(source),
+        )
     )
     if errors:
         raise SilenceInputError(errors)

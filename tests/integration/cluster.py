@@ -81,12 +81,13 @@ class Cluster:
             process.wait()
         return port
 
-    def start_broadcaster(self) -> subprocess.Popen:
-        """A broadcaster with its own metrics port (``broadcaster_metric`` reads it)."""
+    def start_broadcaster(self, **env: str) -> subprocess.Popen:
+        """A broadcaster with its own metrics port (``broadcaster_metric`` reads it); ``env`` adds to the
+        cluster's environment for this process only (e.g. a webhook URL only the broadcaster has)."""
         port = free_port()
         argv = [sys.executable, "manage.py", "run_broadcaster"]
         process = self._spawn(
-            f"broadcaster-{len(self.broadcasters)}", argv, MONITORING_BROADCASTER_METRICS_PORT=str(port)
+            f"broadcaster-{len(self.broadcasters)}", argv, **{**env, "MONITORING_BROADCASTER_METRICS_PORT": str(port)}
         )
         self.broadcasters.append(process)
         self.broadcaster_metric_ports.append(port)

@@ -56,7 +56,10 @@ export function honestStatus({ doc, live, lastDataAt, now, pollMs, stale = null 
   parts.push(`Data quality: ${label(quality.status)}`);
   const staleSources = scraping.stale_sources ? ` (${plural(scraping.stale_sources, "stale source")})` : "";
   parts.push(`Scraping: ${label(scraping.status)}${staleSources}`);
-  parts.push(plural((doc.alerts ?? []).length, "active alert"));
+  // The open alerts put a floor under the overall status (docs/status.md): say so when they set it.
+  const floor = doc.alerts_floor ?? {};
+  const raising = floor.status ? ` (${floor.alerts.length} raising the status to ${label(floor.status)})` : "";
+  parts.push(`${plural((doc.alerts ?? []).length, "active alert")}${raising}`);
   const reason = `${parts.join(". ")}.`;
   if (quality.stale && doc.overall_status !== "critical") return { status: "stale", reason };
   if (doc.overall_status === "no_data") {

@@ -171,9 +171,9 @@ def test_an_acknowledged_alert_still_updates_and_auto_resolves(only_geo_rule, dj
 
 def test_a_matching_silence_marks_the_alert_silenced_and_stops_its_notification(only_geo_rule, settings):
     settings.MONITORING_WEBHOOK_URL = "http://127.0.0.1:9/hook"
-    create_silence(rule_name="geo-low", source="gdelt", ends_at=timezone.now() + timedelta(hours=1), reason="upgrade")
-    report("gdelt", 60)
+    report("gdelt", 60)  # a silence names a source the monitor knows
     report("acled", 60)
+    create_silence(rule_name="geo-low", source="gdelt", ends_at=timezone.now() + timedelta(hours=1), reason="upgrade")
     alerts = {c.alert.source: c.alert for c in evaluate()}
     assert (alerts["gdelt"].silenced, alerts["acled"].silenced) == (True, False)
     assert list(NotificationDelivery.objects.values_list("alert__source", flat=True)) == ["acled"]
@@ -337,9 +337,9 @@ def test_a_rule_whose_evaluation_raises_is_skipped_and_the_others_still_fire(set
 
 
 def test_a_silence_written_around_validation_is_ignored_with_a_warning(only_geo_rule, caplog):
+    report("gdelt", 60)
     silence = create_silence(source="gdelt", ends_at=timezone.now() + timedelta(hours=1), reason="upgrade")
     Silence.objects.filter(pk=silence.pk).update(weekdays="sat", daily_start=time(0), duration_minutes=60)
-    report("gdelt", 60)
     (change,) = evaluate()
     assert (change.kind, change.alert.silenced) == ("fired", False)
     assert f"silence {silence.pk} ignored" in caplog.text
