@@ -8,15 +8,14 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring import readiness
-from monitoring.api.authentication import IngestTokenAuthentication
+from monitoring.api.authentication import IngestTokenAuthentication, OperatorAuthentication
 from monitoring.api.documents import (
     HealthDocument,
     MetricsCreated,
@@ -27,11 +26,13 @@ from monitoring.api.documents import (
 )
 from monitoring.api.exceptions import error_body
 from monitoring.api.parsers import PayloadTooLarge
-from monitoring.api.permissions import CanReadMonitoring, HasIngestToken, ReadOrWriteMixin
+from monitoring.api.permissions import CanReadMonitoring, HasIngestToken, IsOperator, ReadOrWriteMixin
 from monitoring.api.schema import (
     IDEMPOTENCY_KEY,
     IDEMPOTENT_REPLAYED,
     INGEST_NOTES,
+    OPERATOR_NOTES,
+    OPERATOR_WWW_AUTHENTICATE,
     READ_NOTES,
     RETRY_AFTER,
     WWW_AUTHENTICATE,
@@ -153,17 +154,17 @@ class ReadyView(APIView):
 class WebSocketTicketView(APIView):
     """A single-use ticket for opening the live feed, valid ``WEBSOCKET_TICKET_TTL`` seconds."""
 
-    authentication_classes = [SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+    authentication_classes = [OperatorAuthentication]
+    permission_classes = [IsOperator]
 
     @extend_schema(
         summary="A single-use ticket for the live feed",
         description="Logged-in session with CSRF (docs/protocol.md).",
         request=None,
-        parameters=[RETRY_AFTER],
+        parameters=[OPERATOR_WWW_AUTHENTICATE, RETRY_AFTER],
         responses={
             201: WebSocketTicket,
-            **error_responses(statuses=(403, 413, 503)),
+            **error_responses(statuses=(401, 403, 413, 503), notes=OPERATOR_NOTES),
         },
     )
     def post(self, request: Request) -> Response:

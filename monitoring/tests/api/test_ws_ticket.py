@@ -19,10 +19,14 @@ def test_a_logged_in_user_gets_a_ticket_that_works_once(api_client, django_user_
     assert redeem_ticket(ticket=body["ticket"]) is None
 
 
-def test_anonymous_callers_and_ingest_tokens_get_no_ticket(api_client, ingest_key):
-    assert api_client.post(URL).status_code == 403
+def test_an_anonymous_caller_is_told_to_log_in_and_an_ingest_token_is_not_allowed(api_client, ingest_key):
+    anonymous = api_client.post(URL)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"] == "not_authenticated"
+    assert anonymous["WWW-Authenticate"] == 'Session realm="operator"'
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {ingest_key}")
-    assert api_client.post(URL).status_code == 403
+    token = api_client.post(URL)
+    assert (token.status_code, token.json()["error"]) == (403, "forbidden")
 
 
 def test_an_expired_ticket_does_not_redeem(settings, django_user_model):
