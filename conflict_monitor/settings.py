@@ -336,6 +336,22 @@ MONITORING_ALERT_RULES = [
         "window_hours": 1,
         "min_sample": 3,
     },
+    # Failed / finished runs of one stage per source, in percent, over the status's window. The medium
+    # and high levels are the status's failure_rate_warn / failure_rate_critical defaults (10 %, 25 %).
+    *(
+        {
+            "name": f"{stage}-failure-rate",
+            "kind": "failure_rate",
+            "metric": f"{stage}_failure_rate",
+            "scope": "per_source",
+            "critical": 50,
+            "high": 25,
+            "medium": 10,
+            "window_hours": min(MONITORING_WINDOW_HOURS, 168),  # a rule's window is at most a week
+            "min_sample": 5,
+        }
+        for stage in ("scrape", "geocode", "validate")
+    ),
     {"name": "source-stale", "kind": "stale_source", "metric": "scrape", "scope": "per_source", "high": 1},
     {
         "name": "anomaly",
@@ -347,6 +363,9 @@ MONITORING_ALERT_RULES = [
         "medium": 4,
     },
 ]
+# A source is new (onboarding) until its first successful scrape or this long after its first run:
+# meanwhile the staleness and failure alert rules do not page for it.
+MONITORING_ONBOARDING_HOURS = env_int("MONITORING_ONBOARDING_HOURS", 24, minimum=0)
 # Anomaly detection on hourly rollups (see docs/anomaly-detection.md).
 MONITORING_ANOMALY_SENSITIVITY = env_float("MONITORING_ANOMALY_SENSITIVITY", 4.0, minimum=0.1)
 MONITORING_ANOMALY_TRAINING_DAYS = env_int("MONITORING_ANOMALY_TRAINING_DAYS", 14, minimum=1)

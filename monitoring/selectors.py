@@ -145,7 +145,8 @@ _FINISHED_IN_WINDOW = f"""SELECT COUNT(*) FROM {_RUNS} AS r
 _SCRAPE_SOURCES = f"""SELECT s.name, s.last_run_at, s.last_success_at, s.last_failure_at, s.last_error,
     ({_FINISHED_IN_WINDOW}),
     ({_FINISHED_IN_WINDOW} AND r.status = '{PipelineRun.Status.FAILED.value}'),
-    COALESCE(running.runs, 0), COALESCE(running.stuck, 0)
+    COALESCE(running.runs, 0), COALESCE(running.stuck, 0),
+    (SELECT MIN(f.started_at) FROM {_RUNS} AS f WHERE f.stage = '{_SCRAPE}' AND f.source = s.name)
 FROM {ScrapeSource._meta.db_table} AS s
 LEFT JOIN (
     SELECT source, COUNT(*) AS runs, SUM(CASE WHEN started_at <= %s THEN 1 ELSE 0 END) AS stuck
@@ -163,6 +164,7 @@ _SCRAPE_FIELDS = (
     "failed",
     "running",
     "stuck",
+    "first_run_at",
 )
 
 
@@ -182,8 +184,16 @@ def _scrape_rows(*, now: datetime, window_hours: int, limits: Thresholds) -> lis
 
 
 def _with_moments(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    name, last_run, last_success, last_failure, *rest = values
-    return (name, db_moment(last_run), db_moment(last_success), db_moment(last_failure), *rest)
+    name, last_run, last_success, last_failure, *rest, first_run = values
+    moments = (db_moment(last_run), db_moment(last_success), db_moment(last_failure))
+    return (name, *moments, *rest, db_moment(first_run))
+
+
+def is_onboarding(*, last_success: datetime | None, first_run: datetime | None, now: datetime) -> bool:
+    """New: no successful scrape yet and the first run within ``MONITORING_ONBOARDING_HOURS``."""
+    if last_success is not None or first_run is None:
+        return False
+    return now - first_run < timedelta(hours=settings.MONITORING_ONBOARDING_HOURS)
 
 
 def _source_health(row: dict[str, Any], *, now: datetime, limits: Thresholds) -> dict[str, Any]:
@@ -201,6 +211,7 @@ def _source_health(row: dict[str, Any], *, now: datetime, limits: Thresholds) ->
         "last_failure": isoformat(row["last_failure_at"]),
         "last_error": row["last_error"],
         "stale": stale,
+        "new": is_onboarding(last_success=last_success, first_run=row["first_run_at"], now=now),
         "failure_rate": failure_rate,
         "finished_runs": row["finished"],
         "failed_runs": row["failed"],

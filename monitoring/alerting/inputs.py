@@ -25,18 +25,17 @@ def _window_stats(*, start: datetime, end: datetime) -> WindowStats:
             status__in=[PipelineRun.Status.SUCCEEDED, PipelineRun.Status.FAILED],
             finished_at__gte=start,
             finished_at__lt=end,
-            stage__in=[PipelineRun.Stage.SCRAPE, PipelineRun.Stage.VALIDATE],
         )
         .values("source", "stage")
         .annotate(finished=Count("pk"), failed=Count("pk", filter=Q(status=PipelineRun.Status.FAILED)))
         .order_by()
     )
-    stages = (PipelineRun.Stage.SCRAPE, PipelineRun.Stage.VALIDATE)
-    failed: dict[str, dict[str, int]] = {stage: {} for stage in stages}
-    finished: dict[str, dict[str, int]] = {stage: {} for stage in stages}
+    # Every stage in one grouped query: the failure-rate rules read each, the issue rules two.
+    failed: dict[str, dict[str, int]] = {stage: {} for stage in PipelineRun.Stage.values}
+    finished: dict[str, dict[str, int]] = {stage: {} for stage in PipelineRun.Stage.values}
     for row in finished_runs:
-        failed[row["stage"]][row["source"]] = row["failed"]
-        finished[row["stage"]][row["source"]] = row["finished"]
+        failed.setdefault(row["stage"], {})[row["source"]] = row["failed"]
+        finished.setdefault(row["stage"], {})[row["source"]] = row["finished"]
     for by_source in (*failed.values(), *finished.values()):
         by_source[OVERALL] = sum(by_source.values())
     return WindowStats(
@@ -47,6 +46,8 @@ def _window_stats(*, start: datetime, end: datetime) -> WindowStats:
         failed_validations=failed[PipelineRun.Stage.VALIDATE],
         finished_runs=finished[PipelineRun.Stage.SCRAPE],
         finished_validations=finished[PipelineRun.Stage.VALIDATE],
+        failed_by_stage=failed,
+        finished_by_stage=finished,
     )
 
 
@@ -57,10 +58,12 @@ def gather_inputs(*, now: datetime, window_lengths: set[int], document: dict[str
         current[hours] = _window_stats(start=now - length, end=now)
         previous[hours] = _window_stats(start=now - 2 * length, end=now - length)
     sources = document["scraping_health"]["sources"]
+    new = frozenset(s["source"] for s in sources if s.get("new"))
     return Inputs(
         current=current,
         previous=previous,
-        stale_sources={s["source"]: s["last_success"] for s in sources if s["stale"]},
+        stale_sources={s["source"]: s["last_success"] for s in sources if s["stale"] and s["source"] not in new},
         failing_sources={s["source"] for s in sources if s["stale"] or s["status"] == "critical"},
         anomalies=list(document.get("anomalies", [])),
+        new_sources=new,
     )

@@ -16,6 +16,14 @@ RATE_PARTS = {
 }
 ISSUE_LABELS = {"failed_runs": "failed scrape runs", "failed_validations": "failed validation runs"}
 ISSUE_SAMPLES = {"failed_runs": "finished_runs", "failed_validations": "finished_validations"}
+# Failure-rate metrics: the pipeline stage whose failed / finished runs they read.
+FAILURE_RATE_STAGES = {
+    "scrape_failure_rate": ("scrape", "Scrape"),
+    "geocode_failure_rate": ("geocode", "Geocode"),
+    "validate_failure_rate": ("validate", "Validate"),
+}
+# Rule kinds that stay quiet for a source still onboarding (see ``Inputs.new_sources``).
+ONBOARDING_QUIET_KINDS = frozenset({"stale_source", "failure_rate", "issue_increase"})
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,9 @@ class WindowStats:
     # Finished runs of the stage each issue metric counts: the sample an increase is judged on.
     finished_runs: dict[str, int] = field(default_factory=dict)
     finished_validations: dict[str, int] = field(default_factory=dict)
+    # Every stage: stage -> source -> failed (or finished) runs, ``OVERALL`` included.
+    failed_by_stage: dict[str, dict[str, int]] = field(default_factory=dict)
+    finished_by_stage: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,9 @@ class Inputs:
     stale_sources: dict[str, str | None]  # source -> last success (ISO) for stale sources
     failing_sources: set[str]  # scrapers failing or stale: downstream alerts are inhibited
     anomalies: list[dict[str, Any]]
+    # Sources still onboarding (no successful scrape yet, first run recent): staleness and failure
+    # rules do not page for them.
+    new_sources: frozenset[str] = frozenset()
 
 
 def _where(source: str) -> str:
@@ -202,6 +216,42 @@ def issue_increase(spec: RuleSpec, inputs: Inputs) -> list[Condition]:
     return found
 
 
+def failure_rate(spec: RuleSpec, inputs: Inputs) -> list[Condition]:
+    """Failed / finished runs of one stage at or above a level, given at least ``min_sample`` finished runs."""
+    stage, label = FAILURE_RATE_STAGES[spec.metric]
+    stats = inputs.current[spec.window_hours]
+    failed = stats.failed_by_stage.get(stage, {})
+    finished = stats.finished_by_stage.get(stage, {})
+    found = []
+    for source in _scopes(spec, finished.keys()):
+        runs = finished[source]
+        if runs == 0 or runs < spec.min_sample:
+            continue
+        failures = failed.get(source, 0)
+        value = rate(numerator=failures, denominator=runs)
+        severity = _at_least(value, spec)
+        if severity:
+            found.append(
+                Condition(
+                    spec.name,
+                    source,
+                    severity,
+                    f"{label} runs failing {_where(source)}: {failures} of {runs} ({value}%) over "
+                    f"{spec.window_hours} h (at or above the {severity} level {_levels(spec)[severity]:g}%)",
+                    {
+                        "metric": spec.metric,
+                        "stage": stage,
+                        "value": value,
+                        "failed_runs": failures,
+                        "finished_runs": runs,
+                        "window": _window(stats),
+                        "levels": _levels(spec),
+                    },
+                )
+            )
+    return found
+
+
 def stale_source(spec: RuleSpec, inputs: Inputs) -> list[Condition]:
     severity = next((s for s, level in _levels(spec).items() if level is not None), HIGH)
     return [
@@ -244,19 +294,36 @@ EVALUATORS = {
     "threshold": threshold,
     "score_drop": score_drop,
     "issue_increase": issue_increase,
+    "failure_rate": failure_rate,
     "stale_source": stale_source,
     "anomaly": anomaly,
 }
 # Downstream of scraping: when a source's scraper fails, these alerts are symptoms, not causes.
-DOWNSTREAM_METRICS = {"geocoding_success_rate", "validation_pass_rate", "failed_validations", "any"}
+DOWNSTREAM_METRICS = {
+    "geocoding_success_rate",
+    "validation_pass_rate",
+    "failed_validations",
+    "geocode_failure_rate",
+    "validate_failure_rate",
+    "any",
+}
+# A source whose scrape failure rate fires is failing: its downstream alerts are inhibited too.
+SCRAPE_FAILING_METRIC = "scrape_failure_rate"
 
 
 def evaluate(specs: list[RuleSpec], inputs: Inputs) -> list[Condition]:
     found: list[Condition] = []
     for spec in specs:
-        found.extend(EVALUATORS[spec.kind](spec, inputs))
+        conditions = EVALUATORS[spec.kind](spec, inputs)
+        if spec.kind in ONBOARDING_QUIET_KINDS and inputs.new_sources:
+            conditions = [c for c in conditions if c.source not in inputs.new_sources]
+        found.extend(conditions)
     return found
 
 
-def is_inhibited(condition: Condition, metric: str, inputs: Inputs) -> bool:
-    return bool(condition.source) and metric in DOWNSTREAM_METRICS and condition.source in inputs.failing_sources
+def is_inhibited(condition: Condition, metric: str, inputs: Inputs, also_failing=frozenset()) -> bool:
+    """Downstream per-source alerts of a failing scraper (stale, critical, or its scrape failure rate
+    firing: ``also_failing``) are symptoms, not causes."""
+    if not condition.source or metric not in DOWNSTREAM_METRICS:
+        return False
+    return condition.source in inputs.failing_sources or condition.source in also_failing

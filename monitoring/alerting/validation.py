@@ -16,18 +16,20 @@ KIND_METRICS = {
     "threshold": RATE_METRICS,
     "score_drop": RATE_METRICS,
     "issue_increase": frozenset({"failed_runs", "failed_validations"}),
+    "failure_rate": frozenset({"scrape_failure_rate", "geocode_failure_rate", "validate_failure_rate"}),
     "stale_source": frozenset({"scrape"}),
     "anomaly": frozenset({"any"}),
 }
 SCOPES = frozenset({"overall", "per_source", "both"})
 LEVELS = ("critical", "high", "medium")
-# Rates fire below a level, so critical is the lowest; drops, increases and scores fire at or above
+# Rates fire below a level, so critical is the lowest; drops, increases, failure rates and scores fire at or above
 # one, so critical is the highest. Bounds are (exclusive low, inclusive high or None).
 BELOW_KINDS = frozenset({"threshold"})
 LEVEL_BOUNDS = {
     "threshold": (0.0, 100.0),
     "score_drop": (0.0, 100.0),
     "issue_increase": (0.0, None),
+    "failure_rate": (0.0, 100.0),  # percent of finished runs that failed
     "anomaly": (0.0, None),
 }
 MAX_RULE_WINDOW_HOURS = 168  # the evaluation sums two windows of raw metrics every tick

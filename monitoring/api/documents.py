@@ -103,6 +103,10 @@ class SourceHealth(serializers.Serializer):
     last_failure = _moment(nullable=True)
     last_error = serializers.CharField(allow_blank=True, help_text="Error text of the last failed run.")
     stale = serializers.BooleanField()
+    new = serializers.BooleanField(
+        help_text="Onboarding: no successful scrape yet and the first run within MONITORING_ONBOARDING_HOURS; "
+        "the staleness and failure alert rules do not page for it."
+    )
     failure_rate = serializers.FloatField(help_text="Failed share of the runs finished in the window, percent.")
     finished_runs = serializers.IntegerField()
     failed_runs = serializers.IntegerField()
@@ -291,3 +295,17 @@ class SilenceDocument(serializers.Serializer):
 
 class SilenceList(serializers.Serializer):
     results = SilenceDocument(many=True, help_text="Silences that have not ended, soonest end first.")
+
+
+class NotificationTestResult(serializers.Serializer):
+    ok = serializers.BooleanField(help_text="true when the receiver answered 2xx.")
+    status_code = serializers.IntegerField(
+        allow_null=True, help_text="The receiver's HTTP status; null when it did not answer or no URL is set."
+    )
+    elapsed_ms = serializers.FloatField(help_text="How long the POST took, in milliseconds.")
+    error = serializers.CharField(
+        allow_null=True, help_text="Why it failed (e.g. `no webhook configured`); null if ok."
+    )
+    url_host = serializers.CharField(
+        allow_null=True, help_text="The receiver's host (and port) only, never the URL's path or token."
+    )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from monitoring.api import alerts, views
+from monitoring.api import alerts, notifications, views
 from monitoring.api.schema import SchemaView
 from monitoring.api.trends import TrendsView
 
@@ -19,5 +19,6 @@ urlpatterns = [
     path("alerts/<int:alert_id>/resolve", alerts.AlertResolveView.as_view(), name="alert-resolve"),
     path("silences", alerts.SilenceListCreateView.as_view(), name="silences"),
     path("silences/<int:silence_id>/expire", alerts.SilenceExpireView.as_view(), name="silence-expire"),
+    path("notifications/test", notifications.NotificationTestView.as_view(), name="notification-test"),
     path("schema", SchemaView.as_view(), name="schema"),
 ]

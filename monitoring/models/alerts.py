@@ -16,6 +16,7 @@ class AlertRule(models.Model):
         THRESHOLD = "threshold", "Rate below a threshold"
         SCORE_DROP = "score_drop", "Rate drop versus the previous window (points)"
         ISSUE_INCREASE = "issue_increase", "More issues than the previous window"
+        FAILURE_RATE = "failure_rate", "Failed runs of a stage at or above a share of finished runs (%)"
         STALE_SOURCE = "stale_source", "No successful scrape within the expected interval"
         ANOMALY = "anomaly", "Anomaly detector finding"
 
@@ -24,6 +25,9 @@ class AlertRule(models.Model):
         VALIDATION = "validation_pass_rate", "Validation pass rate"
         FAILED_RUNS = "failed_runs", "Failed scrape runs"
         FAILED_VALIDATIONS = "failed_validations", "Failed validations"
+        SCRAPE_FAILURE_RATE = "scrape_failure_rate", "Failed scrape runs (%)"
+        GEOCODE_FAILURE_RATE = "geocode_failure_rate", "Failed geocode runs (%)"
+        VALIDATE_FAILURE_RATE = "validate_failure_rate", "Failed validate runs (%)"
         SCRAPE = "scrape", "Scraping"
         ANY = "any", "Any detector metric"
 

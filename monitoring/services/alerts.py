@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from monitoring.alerting.inputs import gather_inputs
-from monitoring.alerting.rules import SEVERITIES, Condition, RuleSpec, evaluate, is_inhibited
+from monitoring.alerting.rules import SCRAPE_FAILING_METRIC, SEVERITIES, Condition, RuleSpec, evaluate, is_inhibited
 from monitoring.models import Alert, AlertEvent, AlertRule, Silence
 from monitoring.services.notifications import enqueue_follow_up, enqueue_notification, should_notify
 
@@ -193,9 +193,14 @@ def evaluate_alerts(*, document: dict[str, Any], now: datetime | None = None) ->
     ensure_default_rules()
     rules, skipped = _evaluable_rules()
     specs = [_spec(rule) for rule in rules.values()]
-    windows = {s.window_hours for s in specs if s.kind in ("threshold", "score_drop", "issue_increase")}
+    windowed = ("threshold", "score_drop", "issue_increase", "failure_rate")
+    windows = {s.window_hours for s in specs if s.kind in windowed}
     inputs = gather_inputs(now=now, window_lengths=windows, document=document)
     conditions = _conditions(specs, inputs, skipped)
+    # A source whose scrape runs fail too often is failing: its geocode/validate alerts are symptoms.
+    scrape_failing = {
+        c.source for c in conditions.values() if c.source and rules[c.rule_name].metric == SCRAPE_FAILING_METRIC
+    }
     silences = _active_silences(now)
     changes: list[AlertChange] = []
     with transaction.atomic():
@@ -203,7 +208,7 @@ def evaluate_alerts(*, document: dict[str, Any], now: datetime | None = None) ->
         for fingerprint, condition in conditions.items():
             rule = rules[condition.rule_name]
             silenced = _is_silenced(silences, rule_name=rule.name, source=condition.source)
-            inhibited = is_inhibited(condition, rule.metric, inputs)
+            inhibited = is_inhibited(condition, rule.metric, inputs, scrape_failing)
             alert = open_alerts.pop(fingerprint, None)
             if alert is None:
                 changes.append(

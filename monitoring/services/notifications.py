@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -87,7 +90,8 @@ def payload(*, alert: Alert, event: str, style: str) -> dict[str, Any]:
     return {"event": event, "text": text, "alert": alert_dict(alert)}
 
 
-def _post(url: str, body: dict[str, Any], timeout: float) -> None:
+def _post(url: str, body: dict[str, Any], timeout: float) -> int:
+    """POST ``body`` as JSON; returns the receiver's 2xx status, raises ``OSError`` / ``ValueError`` otherwise."""
     if not url.startswith(("http://", "https://")):
         raise ValueError("MONITORING_WEBHOOK_URL must be an http(s) URL")
     request = urllib.request.Request(  # noqa: S310 (scheme checked above)
@@ -96,6 +100,81 @@ def _post(url: str, body: dict[str, Any], timeout: float) -> None:
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (scheme checked above)
         if not 200 <= response.status < 300:
             raise urllib.error.HTTPError(url, response.status, "webhook refused", response.headers, None)
+        return response.status
+
+
+TEST_SUMMARY = "[TEST] Conflict Monitor test notification — no action needed"
+
+
+@dataclass(frozen=True)
+class TestNotificationResult:
+    """What the receiver answered to a test notification: ``ok`` for a 2xx, else ``error`` says why."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    ok: bool
+    status_code: int | None
+    elapsed_ms: float
+    error: str | None
+    url_host: str | None
+
+
+def test_payload(*, style: str) -> dict[str, Any]:
+    """A notification that says it is a test, in the same format alerts use."""
+    if style == "slack":
+        return {
+            "text": TEST_SUMMARY,
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"*TEST* {TEST_SUMMARY}"}},
+                {
+                    "type": "context",
+                    "elements": [{"type": "mrkdwn", "text": "sent by `send_test_notification` · no alert"}],
+                },
+            ],
+        }
+    return {"event": "test", "test": True, "text": TEST_SUMMARY, "alert": None}
+
+
+def webhook_host(url: str | None) -> str | None:
+    """The receiver's host (and port) only: a webhook URL's path and query often hold its secret."""
+    if not url:
+        return None
+    try:
+        return urlsplit(url).netloc.rpartition("@")[2] or None
+    except ValueError:
+        return None
+
+
+def send_test_notification() -> TestNotificationResult:
+    """POST a marked test notification through the delivery path alerts use (``_post``, with the configured
+    URL, format and timeout). Writes no Alert or NotificationDelivery; failures are in the result, not raised."""
+    url = settings.MONITORING_WEBHOOK_URL
+    host = webhook_host(url)
+    if not url:
+        return TestNotificationResult(
+            ok=False,
+            status_code=None,
+            elapsed_ms=0.0,
+            error="no webhook configured (MONITORING_WEBHOOK_URL is unset)",
+            url_host=None,
+        )
+    body = test_payload(style=settings.MONITORING_WEBHOOK_FORMAT)
+    started = time.monotonic()
+    status_code: int | None = None
+    error: str | None = None
+    try:
+        status_code = _post(url, body, settings.MONITORING_WEBHOOK_TIMEOUT)
+    except urllib.error.HTTPError as exc:
+        status_code = exc.code
+        error = f"the receiver answered HTTP {exc.code}"
+    except (OSError, ValueError) as exc:
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+    elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+    if error:
+        logger.warning("test notification to %s failed: %s", host, error)
+    return TestNotificationResult(
+        ok=error is None, status_code=status_code, elapsed_ms=elapsed_ms, error=error, url_host=host
+    )
 
 
 def _backoff(attempts: int) -> timedelta:

@@ -216,3 +216,25 @@ if (canRead) {
   showBanner("Log in to see the pipeline status.", config.loginUrl);
   byId("connection").hidden = true;
 }
+
+// Operators: prove paging works. The server posts a marked test notification and reports the receiver's answer.
+const testButton = byId("send-test-notification");
+if (testButton) {
+  const testResult = byId("test-notification-result");
+  testButton.addEventListener("click", async () => {
+    testButton.disabled = true;
+    testResult.textContent = "Sending…";
+    try {
+      const r = await postJson(testButton.dataset.url, {}, config.csrfCookieName);
+      const ms = `${Math.round(r.elapsed_ms)} ms`;
+      const where = r.url_host ? ` (${r.url_host})` : "";
+      if (r.ok) testResult.textContent = `Delivered${where}: HTTP ${r.status_code} in ${ms}.`;
+      else if (r.status_code !== null) testResult.textContent = `Failed${where}: HTTP ${r.status_code} in ${ms}: ${r.error}`;
+      else testResult.textContent = `Failed${where}: ${r.error}`;
+    } catch (error) {
+      testResult.textContent = `Could not send: ${error.message}`;
+    } finally {
+      testButton.disabled = false;
+    }
+  });
+}

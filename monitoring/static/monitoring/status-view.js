@@ -84,7 +84,14 @@ function scrapingRows(sources) {
       "tr",
       { dataset: { source: s.source } },
       h("th", { scope: "row" }, s.source),
-      h("td", {}, badge(s.status), s.stale ? [" ", badge("stale")] : null),
+      h(
+        "td",
+        {},
+        badge(s.status),
+        s.stale ? [" ", badge("stale")] : null,
+        // Onboarding: no success yet, first run recent; its staleness and failures do not page.
+        s.new ? [" ", badge("new", "new")] : null,
+      ),
       h("td", {}, timeAgo(s.last_run)),
       h("td", {}, timeAgo(s.last_success)),
       h("td", { class: "num" }, s.finished_runs ? `${s.failure_rate.toFixed(1)}%` : "—"),
