@@ -42,10 +42,6 @@ def _window_stats(*, start: datetime, end: datetime) -> WindowStats:
         start=isoformat(start),
         end=isoformat(end),
         counts=counts,
-        failed_runs=failed[PipelineRun.Stage.SCRAPE],
-        failed_validations=failed[PipelineRun.Stage.VALIDATE],
-        finished_runs=finished[PipelineRun.Stage.SCRAPE],
-        finished_validations=finished[PipelineRun.Stage.VALIDATE],
         failed_by_stage=failed,
         finished_by_stage=finished,
     )

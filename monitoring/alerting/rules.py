@@ -59,14 +59,26 @@ class WindowStats:
     start: str
     end: str
     counts: dict[str, dict[str, int]]
-    failed_runs: dict[str, int]
-    failed_validations: dict[str, int]
-    # Finished runs of the stage each issue metric counts: the sample an increase is judged on.
-    finished_runs: dict[str, int] = field(default_factory=dict)
-    finished_validations: dict[str, int] = field(default_factory=dict)
     # Every stage: stage -> source -> failed (or finished) runs, ``OVERALL`` included.
     failed_by_stage: dict[str, dict[str, int]] = field(default_factory=dict)
     finished_by_stage: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    # The issue metrics read one stage each; the finished runs are the sample an increase is judged on.
+    @property
+    def failed_runs(self) -> dict[str, int]:
+        return self.failed_by_stage.get("scrape", {})
+
+    @property
+    def failed_validations(self) -> dict[str, int]:
+        return self.failed_by_stage.get("validate", {})
+
+    @property
+    def finished_runs(self) -> dict[str, int]:
+        return self.finished_by_stage.get("scrape", {})
+
+    @property
+    def finished_validations(self) -> dict[str, int]:
+        return self.finished_by_stage.get("validate", {})
 
 
 @dataclass(frozen=True)

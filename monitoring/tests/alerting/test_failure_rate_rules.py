@@ -20,8 +20,6 @@ def stats(stage="scrape", **by_source):
         "2026-01-01T00:00:00Z",
         "2026-01-02T00:00:00Z",
         {},
-        {},
-        {},
         failed_by_stage={stage: failed},
         finished_by_stage={stage: finished},
     )

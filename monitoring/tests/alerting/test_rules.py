@@ -20,7 +20,10 @@ def counts(geo=(0, 0), val=(0, 0)):
 
 def stats(by_source=None, failed_runs=None, failed_validations=None):
     return WindowStats(
-        "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z", by_source or {}, failed_runs or {}, failed_validations or {}
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T01:00:00Z",
+        by_source or {},
+        failed_by_stage={"scrape": failed_runs or {}, "validate": failed_validations or {}},
     )
 
 
@@ -116,13 +119,19 @@ def test_issue_increase_severity_boundaries(metric, previous, current, expected)
 def test_an_issue_increase_needs_the_minimum_sample_of_finished_runs(finished, expected):
     """Two failed runs out of two is no evidence yet: like a rate, a tiny sample cannot page anyone."""
     rule = spec("issue_increase", "failed_runs", 10, 5, 2, scope="per_source", min_sample=3)
-    now = WindowStats("s", "e", {}, {"a": 2}, {}, finished_runs={"a": finished})
+    now = WindowStats("s", "e", {}, failed_by_stage={"scrape": {"a": 2}}, finished_by_stage={"scrape": {"a": finished}})
     assert [c.severity for c in evaluate([rule], inputs(now, stats()))] == expected
 
 
 def test_the_sample_of_failed_validations_is_the_finished_validation_runs():
     rule = spec("issue_increase", "failed_validations", 10, 5, 2, scope="per_source", min_sample=3)
-    only_scrapes = WindowStats("s", "e", {}, {}, {"a": 2}, finished_runs={"a": 50}, finished_validations={"a": 2})
+    only_scrapes = WindowStats(
+        "s",
+        "e",
+        {},
+        failed_by_stage={"validate": {"a": 2}},
+        finished_by_stage={"scrape": {"a": 50}, "validate": {"a": 2}},
+    )
     assert evaluate([rule], inputs(only_scrapes, stats())) == []
 
 
