@@ -12,7 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from conflict_monitor.env import env_bool, env_float, env_int, env_list, env_str
+from conflict_monitor.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -374,9 +374,23 @@ MONITORING_ANOMALY_MIN_ATTEMPTS = env_int("MONITORING_ANOMALY_MIN_ATTEMPTS", 30,
 MONITORING_ANOMALY_CACHE_SECONDS = env_int("MONITORING_ANOMALY_CACHE_SECONDS", 60, minimum=0)
 # Webhook for new critical/high alerts and their resolution (unset: no notifications).
 MONITORING_WEBHOOK_URL = env_str("MONITORING_WEBHOOK_URL")
-MONITORING_WEBHOOK_FORMAT = env_str("MONITORING_WEBHOOK_FORMAT", "json")  # "json" or "slack"
+MONITORING_WEBHOOK_FORMAT = env_choice("MONITORING_WEBHOOK_FORMAT", "json", choices=("json", "slack"))
 MONITORING_WEBHOOK_TIMEOUT = env_float("MONITORING_WEBHOOK_TIMEOUT", 5.0, minimum=0.1)
 MONITORING_WEBHOOK_MAX_ATTEMPTS = env_int("MONITORING_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+# Slack's Web API with a bot token (chat:write): one message per alert group, edited in place. Takes
+# the place of MONITORING_WEBHOOK_URL when both the token and the channel are set.
+MONITORING_SLACK_BOT_TOKEN = env_str("MONITORING_SLACK_BOT_TOKEN")
+MONITORING_SLACK_CHANNEL = env_str("MONITORING_SLACK_CHANNEL")
+MONITORING_SLACK_API_URL = env_str("MONITORING_SLACK_API_URL", "https://slack.com/api")
+# Grouping (as Alertmanager): alerts of one source (or stage, rule) share a notice. A new group waits
+# GROUP_WAIT seconds to collect alerts of one cause; its later notices are GROUP_INTERVAL apart at least;
+# a group still firing unacknowledged is re-sent every REPEAT_INTERVAL.
+MONITORING_NOTIFY_GROUP_BY = env_choice(
+    "MONITORING_NOTIFY_GROUP_BY", "source", choices=("source", "stage", "rule", "alert")
+)
+MONITORING_NOTIFY_GROUP_WAIT = env_float("MONITORING_NOTIFY_GROUP_WAIT", 30.0, minimum=0.0)
+MONITORING_NOTIFY_GROUP_INTERVAL = env_float("MONITORING_NOTIFY_GROUP_INTERVAL", 300.0, minimum=0.0)
+MONITORING_NOTIFY_REPEAT_INTERVAL = env_float("MONITORING_NOTIFY_REPEAT_INTERVAL", 4 * 3600.0, minimum=60.0)
 MONITORING_INGEST_MAX_BATCH = env_int("MONITORING_INGEST_MAX_BATCH", 5000, minimum=1)
 MONITORING_INGEST_MAX_BODY_BYTES = env_int("MONITORING_INGEST_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 MONITORING_IDEMPOTENCY_TTL_HOURS = env_int("MONITORING_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)

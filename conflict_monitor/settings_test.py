@@ -20,3 +20,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # Static files straight from the apps: the unit tests run no collectstatic (the browser tests do).
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = None
+
+# Notices go out on the next sender round unless a test sets the grouping timers it is about.
+MONITORING_NOTIFY_GROUP_WAIT = 0.0
+MONITORING_NOTIFY_GROUP_INTERVAL = 0.0

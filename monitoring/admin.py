@@ -9,6 +9,7 @@ from monitoring.models import (
     IdempotencyRecord,
     IngestToken,
     NotificationDelivery,
+    NotificationGroup,
     PipelineRun,
     Silence,
 )
@@ -234,7 +235,23 @@ class SilenceAdmin(admin.ModelAdmin):
 
 @admin.register(NotificationDelivery)
 class NotificationDeliveryAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "alert", "event", "status", "attempts", "next_attempt_at", "last_error"]
+    list_display = ["created_at", "alert", "group", "event", "status", "attempts", "next_attempt_at", "last_error"]
     list_filter = ["status", "event"]
-    list_select_related = ["alert"]
+    list_select_related = ["alert", "group"]
     ordering = ["-created_at"]
+
+
+@admin.register(NotificationGroup)
+class NotificationGroupAdmin(admin.ModelAdmin):
+    """Read-only: the sender keeps these rows (timers, the Slack message being edited)."""
+
+    list_display = ["key", "open", "due_at", "repeat_at", "last_sent_at", "notices_sent", "slack_ts"]
+    list_filter = ["open"]
+    search_fields = ["key"]
+    ordering = ["key"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

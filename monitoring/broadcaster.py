@@ -34,7 +34,7 @@ from monitoring.services.feed import (
     publish_status,
     publish_status_unavailable,
 )
-from monitoring.services.notifications import deliver_due_notifications
+from monitoring.services.notification_sender import deliver_due
 
 logger = logging.getLogger(__name__)
 NOTIFY_EVERY = 1.0
@@ -149,7 +149,7 @@ class Broadcaster:
 
     async def _notify(self) -> None:
         """Webhook deliveries, in their own thread so a slow endpoint never delays a tick."""
-        deliver = database_sync_to_async(deliver_due_notifications, thread_sensitive=False)
+        deliver = database_sync_to_async(deliver_due, thread_sensitive=False)
         while True:
             if self.active:
                 try:
@@ -159,6 +159,7 @@ class Broadcaster:
                 except Exception:
                     logger.exception("webhook delivery round failed")
                 else:
+                    telemetry.NOTIFICATION_NOTICES.inc(outcome.pop("notices"))
                     for kind, count in outcome.items():
                         telemetry.WEBHOOK_DELIVERIES.labels(outcome=kind).inc(count)
             await asyncio.sleep(NOTIFY_EVERY)

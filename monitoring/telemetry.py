@@ -94,6 +94,10 @@ WEBHOOK_DELIVERIES = Counter(
     "Webhook delivery attempts, per outcome: sent, retried (will try again) or failed (given up).",
     ["outcome"],
 )
+NOTIFICATION_NOTICES = Counter(
+    "conflict_monitor_notification_notices",
+    "Notices sent: one per alert group and send, however many alert changes it carries.",
+)
 
 
 def count_ingested(*, kind: str, rows: int) -> None:

@@ -339,3 +339,16 @@ def is_inhibited(condition: Condition, metric: str, inputs: Inputs, also_failing
     if not condition.source or metric not in DOWNSTREAM_METRICS:
         return False
     return condition.source in inputs.failing_sources or condition.source in also_failing
+
+
+def covered_by_a_source(condition: Condition, conditions: list[Condition]) -> bool:
+    """An alert across all sources whose rule also fires for a source at the same severity or worse is
+    that source's echo: the source's alert pages, naming the culprit. When no source's alert explains
+    it (many sources each a little low), the overall alert pages itself."""
+    if condition.source:
+        return False
+    rank = SEVERITIES.index(condition.severity)
+    return any(
+        other.source and other.rule_name == condition.rule_name and SEVERITIES.index(other.severity) <= rank
+        for other in conditions
+    )

@@ -1,4 +1,4 @@
-from monitoring.models.alerts import Alert, AlertEvent, AlertRule, NotificationDelivery, Silence
+from monitoring.models.alerts import Alert, AlertEvent, AlertRule, NotificationDelivery, NotificationGroup, Silence
 from monitoring.models.ingest import IdempotencyRecord, IngestToken
 from monitoring.models.metrics import DataQualityMetric
 from monitoring.models.rollups import HourlyRollup, PruneMarker
@@ -10,6 +10,7 @@ __all__ = [
     "AlertEvent",
     "AlertRule",
     "NotificationDelivery",
+    "NotificationGroup",
     "Silence",
     "DataQualityMetric",
     "HourlyRollup",

@@ -216,8 +216,38 @@ class Silence(models.Model):
         return (not self.rule_name or self.rule_name == rule_name) and (not self.source or self.source == source)
 
 
+class NotificationGroup(models.Model):
+    """Alerts that share notifications (by source, stage or rule): one notice per group at a time.
+
+    ``open`` while the group's incident has been announced and not all of it resolved; ``due_at`` when
+    queued changes are to be sent; ``repeat_at`` when to remind of alerts still firing. ``slack_channel``
+    and ``slack_ts`` name the incident's Slack message, which later notices edit.
+    """
+
+    key = models.CharField(max_length=220, unique=True)
+    labels = models.JSONField(default=dict)
+    open = models.BooleanField(default=False)
+    due_at = models.DateTimeField(null=True, blank=True)
+    repeat_at = models.DateTimeField(null=True, blank=True)
+    last_sent_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    notices_sent = models.PositiveIntegerField(default=0)
+    slack_channel = models.CharField(max_length=40, blank=True, default="")
+    slack_ts = models.CharField(max_length=40, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["due_at"], condition=Q(due_at__isnull=False), name="notify_group_due"),
+            models.Index(fields=["repeat_at"], condition=Q(repeat_at__isnull=False), name="notify_group_repeat"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class NotificationDelivery(models.Model):
-    """Outbox of webhook notifications, written with the alert change, sent by the notifier with retries."""
+    """Outbox of alert changes to announce, written with the change; the notifier sends each group's
+    queued changes in one notice, with retries."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -225,6 +255,9 @@ class NotificationDelivery(models.Model):
         FAILED = "failed", "Failed"
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    group = models.ForeignKey(
+        NotificationGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
     event = models.CharField(max_length=20)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)

@@ -17,7 +17,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from monitoring.alerting.inputs import gather_inputs
-from monitoring.alerting.rules import SCRAPE_FAILING_METRIC, SEVERITIES, Condition, RuleSpec, evaluate, is_inhibited
+from monitoring.alerting.rules import (
+    SCRAPE_FAILING_METRIC,
+    SEVERITIES,
+    Condition,
+    RuleSpec,
+    covered_by_a_source,
+    evaluate,
+    is_inhibited,
+)
 from monitoring.models import Alert, AlertEvent, AlertRule, Silence
 from monitoring.services.notifications import enqueue_follow_up, enqueue_notification, should_notify
 
@@ -201,6 +209,7 @@ def evaluate_alerts(*, document: dict[str, Any], now: datetime | None = None) ->
     scrape_failing = {
         c.source for c in conditions.values() if c.source and rules[c.rule_name].metric == SCRAPE_FAILING_METRIC
     }
+    found = list(conditions.values())
     silences = _active_silences(now)
     changes: list[AlertChange] = []
     with transaction.atomic():
@@ -208,7 +217,9 @@ def evaluate_alerts(*, document: dict[str, Any], now: datetime | None = None) ->
         for fingerprint, condition in conditions.items():
             rule = rules[condition.rule_name]
             silenced = _is_silenced(silences, rule_name=rule.name, source=condition.source)
-            inhibited = is_inhibited(condition, rule.metric, inputs, scrape_failing)
+            inhibited = is_inhibited(condition, rule.metric, inputs, scrape_failing) or covered_by_a_source(
+                condition, found
+            )
             alert = open_alerts.pop(fingerprint, None)
             if alert is None:
                 changes.append(

@@ -3,7 +3,7 @@ from datetime import timedelta
 import factory
 from django.utils import timezone
 
-from monitoring.models import DataQualityMetric, PipelineRun
+from monitoring.models import Alert, DataQualityMetric, PipelineRun
 from monitoring.services.metrics import MetricInput, record_metrics
 from monitoring.services.runs import record_run
 
@@ -53,3 +53,17 @@ class PipelineRunFactory(RawPipelineRunFactory):
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
         return record_run(**kwargs)
+
+
+class AlertFactory(factory.django.DjangoModelFactory):
+    """An open alert as the evaluation would have opened it (no rule row: grouped by its fields)."""
+
+    class Meta:
+        model = Alert
+
+    rule_name = "geo-low"
+    source = "gdelt"
+    fingerprint = factory.LazyAttributeSequence(lambda alert, n: f"{alert.rule_name}:{alert.source}:{n}")
+    severity = "critical"
+    summary = factory.LazyAttribute(lambda alert: f"{alert.rule_name} for {alert.source}")
+    evidence = factory.LazyFunction(dict)

@@ -2,7 +2,16 @@
 
 import pytest
 
-from monitoring.alerting.rules import OVERALL, Condition, Inputs, RuleSpec, WindowStats, evaluate, is_inhibited
+from monitoring.alerting.rules import (
+    OVERALL,
+    Condition,
+    Inputs,
+    RuleSpec,
+    WindowStats,
+    covered_by_a_source,
+    evaluate,
+    is_inhibited,
+)
 
 
 def spec(kind, metric, critical, high, medium, *, scope="both", min_sample=50, window_hours=1, name="rule"):
@@ -158,3 +167,18 @@ def test_downstream_alerts_of_a_failing_scraper_are_inhibited():
     assert not is_inhibited(geo, "failed_runs", failing)
     assert not is_inhibited(Condition("geo", "gdelt", "high", "", {}), "geocoding_success_rate", failing)
     assert not is_inhibited(Condition("geo", OVERALL, "high", "", {}), "geocoding_success_rate", failing)
+
+
+def test_an_overall_alert_is_covered_by_a_source_alert_of_its_rule_at_its_severity_or_worse():
+    overall = Condition("geo", OVERALL, "high", "", {})
+    assert covered_by_a_source(overall, [overall, Condition("geo", "gdelt", "critical", "", {})])
+    assert covered_by_a_source(overall, [overall, Condition("geo", "gdelt", "high", "", {})])
+
+
+def test_an_overall_alert_no_source_explains_pages_itself():
+    overall = Condition("geo", OVERALL, "critical", "", {})
+    assert not covered_by_a_source(overall, [overall, Condition("geo", "gdelt", "high", "", {})]), "milder"
+    assert not covered_by_a_source(overall, [overall, Condition("val", "gdelt", "critical", "", {})]), "other rule"
+    assert not covered_by_a_source(overall, [overall])
+    source = Condition("geo", "gdelt", "critical", "", {})
+    assert not covered_by_a_source(source, [source, overall]), "a source's own alert is never covered"

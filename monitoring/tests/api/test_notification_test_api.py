@@ -64,7 +64,7 @@ def test_no_url_is_an_error_in_the_answer(api_client, django_user_model, setting
         "ok": False,
         "status_code": None,
         "elapsed_ms": 0.0,
-        "error": "no webhook configured (MONITORING_WEBHOOK_URL is unset)",
+        "error": "no webhook configured (MONITORING_WEBHOOK_URL is unset, and no Slack bot token and channel)",
         "url_host": None,
     }
 

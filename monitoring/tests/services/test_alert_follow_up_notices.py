@@ -14,7 +14,7 @@ from monitoring.models import Alert, NotificationDelivery
 from monitoring.selectors import pipeline_status
 from monitoring.services.alerts import acknowledge_alert, evaluate_alerts, resolve_alert
 from monitoring.services.metrics import MetricInput, record_metrics
-from monitoring.services.notifications import deliver_due_notifications
+from monitoring.services.notification_sender import deliver_due
 
 pytestmark = pytest.mark.django_db
 GEO_RULE = {
@@ -49,7 +49,7 @@ class Hook:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def events(self, alert: Alert) -> list[str]:
-        return [body["event"] for body in self.bodies if body["alert"]["id"] == alert.pk]
+        return [c["event"] for body in self.bodies for c in body["changes"] if c["alert_id"] == alert.pk]
 
 
 class Processes:
@@ -73,7 +73,7 @@ class Processes:
         self.broadcaster()
         now = timezone.now()
         for _ in range(3):
-            deliver_due_notifications(now=now)
+            deliver_due(now=now)
             now += timedelta(minutes=15)
 
 

@@ -202,6 +202,26 @@ def test_a_healthy_scraper_does_not_inhibit_its_downstream_alerts(only_geo_rule)
     assert evaluate()[0].alert.inhibited is False
 
 
+def test_one_source_collapsing_pages_its_own_alert_not_the_overall_echo(settings):
+    settings.MONITORING_ALERT_RULES = [{**GEO_RULE, "scope": "both"}]
+    settings.MONITORING_WEBHOOK_URL = "http://127.0.0.1:9/hook"
+    report("gdelt", 10)
+    report("acled", 95)  # overall (105/200 = 52.5 %) is critical only because of gdelt
+    alerts = {c.alert.source: c.alert for c in evaluate()}
+    assert (alerts["gdelt"].inhibited, alerts[""].inhibited) == (False, True)
+    assert list(NotificationDelivery.objects.values_list("alert__source", flat=True)) == ["gdelt"]
+
+
+def test_many_sources_a_little_low_page_the_overall_alert(settings):
+    settings.MONITORING_ALERT_RULES = [{**GEO_RULE, "scope": "both", "min_sample": 150}]
+    settings.MONITORING_WEBHOOK_URL = "http://127.0.0.1:9/hook"
+    for source in ("gdelt", "acled", "liveuamap"):
+        report(source, 65)  # each under the per-source minimum sample; together 195/300 = 65 %
+    (change,) = evaluate()
+    assert (change.alert.source, change.alert.severity, change.alert.inhibited) == ("", "critical", False)
+    assert list(NotificationDelivery.objects.values_list("alert__source", flat=True)) == [""]
+
+
 def test_the_outbox_gets_new_critical_alerts_and_their_resolution_only(only_geo_rule, settings):
     settings.MONITORING_WEBHOOK_URL = "http://127.0.0.1:9/hook"
     report("gdelt", 60, minutes_ago=50)  # critical

@@ -1,4 +1,4 @@
-"""Webhook delivery: retries with backoff against a real local HTTP server, Slack payloads, giving up."""
+"""Notice delivery: retries with backoff against a real local HTTP server, Slack payloads, giving up."""
 
 import json
 import threading
@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 
 from monitoring.models import Alert, NotificationDelivery
-from monitoring.services.notifications import deliver_due_notifications, enqueue_notification
+from monitoring.services.notification_sender import claim_next, deliver_due
+from monitoring.services.notifications import enqueue_notification
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +71,7 @@ def _alert() -> Alert:
 def _run_until_done(rounds: int) -> list[dict]:
     outcomes, now = [], timezone.now()
     for _ in range(rounds):
-        outcomes.append(deliver_due_notifications(now=now))
+        outcomes.append(deliver_due(now=now))
         now += timedelta(minutes=15)  # past any backoff
     return outcomes
 
@@ -79,20 +80,26 @@ def test_a_failing_webhook_is_retried_until_it_answers(hook):
     endpoint = hook(failures=2)
     enqueue_notification(alert=_alert(), event="fired")
     outcomes = _run_until_done(4)
-    assert outcomes[:3] == [{"sent": 0, "retried": 1, "failed": 0}] * 2 + [{"sent": 1, "retried": 0, "failed": 0}]
+    assert outcomes[:3] == [{"sent": 0, "retried": 1, "failed": 0, "notices": 0}] * 2 + [
+        {"sent": 1, "retried": 0, "failed": 0, "notices": 1}
+    ]
     delivery = NotificationDelivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("sent", 3)
     assert len(endpoint.bodies) == 3
     body = endpoint.bodies[-1]
-    assert body["event"] == "fired" and body["alert"]["source"] == "gdelt" and body["alert"]["severity"] == "critical"
+    assert (
+        body["event"] == "fired"
+        and body["alerts"][0]["source"] == "gdelt"
+        and body["alerts"][0]["severity"] == "critical"
+    )
 
 
 def test_retries_back_off_instead_of_hammering(hook):
     hook(failures=10)
     enqueue_notification(alert=_alert(), event="fired")
     now = timezone.now()
-    assert deliver_due_notifications(now=now)["retried"] == 1
-    assert deliver_due_notifications(now=now + timedelta(milliseconds=100)) == {"sent": 0, "retried": 0, "failed": 0}
+    assert deliver_due(now=now)["retried"] == 1
+    assert deliver_due(now=now + timedelta(milliseconds=100)) == {"sent": 0, "retried": 0, "failed": 0, "notices": 0}
     assert NotificationDelivery.objects.get().next_attempt_at > now
 
 
@@ -104,17 +111,26 @@ def test_a_delivery_that_never_succeeds_is_marked_failed_and_logged(hook, settin
     assert sum(o["failed"] for o in outcomes) == 1
     delivery = NotificationDelivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("failed", 3)
-    assert "HTTP Error 500" in delivery.last_error
+    assert "HTTP 500" in delivery.last_error
     assert "gave up after 3 attempts" in caplog.text
 
 
-def test_slack_format_sends_text_and_blocks(hook):
+def test_slack_format_posts_the_group_message_then_a_short_follow_up(hook):
+    from monitoring.services.notifications import enqueue_follow_up
+
     endpoint = hook(style="slack")
-    enqueue_notification(alert=_alert(), event="resolved")
-    deliver_due_notifications()
-    (body,) = endpoint.bodies
-    assert body["text"].startswith("[RESOLVED] Geocoding success rate")
-    assert body["blocks"][0]["type"] == "section"
+    alert = _alert()
+    enqueue_notification(alert=alert, event="fired")
+    deliver_due()
+    Alert.objects.filter(pk=alert.pk).update(state="resolved")
+    alert.refresh_from_db()
+    assert enqueue_follow_up(alert=alert, event="resolved")
+    deliver_due()
+    first, follow_up = endpoint.bodies
+    assert first["text"] == "[CRITICAL] source=gdelt: 1 firing"
+    assert first["blocks"][0]["type"] == "section"
+    assert "Geocoding success rate 60.0% for gdelt" in first["blocks"][1]["text"]["text"]
+    assert follow_up["text"] == "[RESOLVED] source=gdelt: 1 resolved\nresolved: Geocoding success rate 60.0% for gdelt"
 
 
 def test_without_a_webhook_nothing_is_queued(settings):
@@ -135,11 +151,11 @@ def test_a_refused_connection_is_logged_and_retried_later(settings, caplog):
     settings.MONITORING_WEBHOOK_URL = f"http://127.0.0.1:{_closed_port()}/hook"
     enqueue_notification(alert=_alert(), event="fired")
     now = timezone.now()
-    assert deliver_due_notifications(now=now) == {"sent": 0, "retried": 1, "failed": 0}
+    assert deliver_due(now=now) == {"sent": 0, "retried": 1, "failed": 0, "notices": 0}
     delivery = NotificationDelivery.objects.get()
     assert delivery.status == "pending" and delivery.next_attempt_at > now
     assert "refused" in delivery.last_error.lower()
-    assert "webhook delivery" in caplog.text
+    assert "notification" in caplog.text and "failed (attempt 1)" in caplog.text
 
 
 def test_a_webhook_that_never_answers_times_out_and_is_retried(settings):
@@ -152,16 +168,14 @@ def test_a_webhook_that_never_answers_times_out_and_is_retried(settings):
         settings.MONITORING_WEBHOOK_URL = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
         settings.MONITORING_WEBHOOK_TIMEOUT = 0.3
         enqueue_notification(alert=_alert(), event="fired")
-        assert deliver_due_notifications() == {"sent": 0, "retried": 1, "failed": 0}
+        assert deliver_due() == {"sent": 0, "retried": 1, "failed": 0, "notices": 0}
     finally:
         listener.close()
     assert "timed out" in NotificationDelivery.objects.get().last_error
 
 
-def test_a_sender_claims_one_delivery_at_a_time_for_longer_than_a_send(settings):
-    """Another sender can take the next delivery meanwhile, but never the one being sent."""
-    from monitoring.services.notifications import _claim_next
-
+def test_a_sender_claims_one_group_at_a_time_for_longer_than_a_send(settings):
+    """Another sender can take the next group meanwhile, but never the one being sent."""
     settings.MONITORING_WEBHOOK_URL = f"http://127.0.0.1:{_closed_port()}/hook"
     settings.MONITORING_WEBHOOK_TIMEOUT = 120
     enqueue_notification(alert=_alert(), event="fired")
@@ -169,9 +183,10 @@ def test_a_sender_claims_one_delivery_at_a_time_for_longer_than_a_send(settings)
     enqueue_notification(alert=other, event="fired")
     assert NotificationDelivery.objects.count() == 2
     now = timezone.now() + timedelta(seconds=1)
-    first = _claim_next(now)
-    second = _claim_next(now)
-    assert {first.pk, second.pk} == set(NotificationDelivery.objects.values_list("pk", flat=True))
-    assert _claim_next(now) is None
-    assert _claim_next(now + timedelta(seconds=2 * 120)) is None, "a claim lapsed before a send could end"
-    assert NotificationDelivery.objects.get(pk=first.pk).next_attempt_at >= now + timedelta(seconds=2 * 120 + 5)
+    first = claim_next(now)
+    second = claim_next(now)
+    assert {first.key, second.key} == {"source=gdelt", "source=acled"}
+    assert claim_next(now) is None
+    assert claim_next(now + timedelta(seconds=3 * 120)) is None, "a claim lapsed before a send could end"
+    first.refresh_from_db()
+    assert first.claimed_until >= now + timedelta(seconds=3 * 120 + 5)
