@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.utils import timezone
 
@@ -15,6 +16,7 @@ from monitoring.models import (
 )
 from monitoring.selectors import rate
 from monitoring.services.alerts import InvalidTransition, acknowledge_alert, apply_silences, resolve_alert
+from monitoring.services.silences import target_errors
 
 
 @admin.register(DataQualityMetric)
@@ -200,8 +202,44 @@ class AlertRuleAdmin(admin.ModelAdmin):
     search_fields = ["name", "description"]
 
 
+class SilenceAdminForm(forms.ModelForm):
+    """The API's checks: a silence for an unknown rule or source, or one already ended, silences nothing."""
+
+    class Meta:
+        model = Silence
+        fields = [
+            "rule_name",
+            "source",
+            "starts_at",
+            "ends_at",
+            "weekdays",
+            "daily_start",
+            "duration_minutes",
+            "reason",
+            "created_by",
+            "created_at",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        changed = set(self.changed_data)
+        if self.instance.pk and not changed & {"rule_name", "source", "ends_at"}:
+            return cleaned  # editing the reason of an expired silence stays possible
+        errors = target_errors(
+            rule_name=cleaned.get("rule_name") or "",
+            source=cleaned.get("source") or "",
+            ends_at=cleaned.get("ends_at"),
+            now=timezone.now(),
+        )
+        for field, message in errors.items():
+            if field in self.fields and field not in self.errors:
+                self.add_error(field, message)
+        return cleaned
+
+
 @admin.register(Silence)
 class SilenceAdmin(admin.ModelAdmin):
+    form = SilenceAdminForm
     list_display = [
         "rule_name",
         "source",

@@ -36,6 +36,19 @@ def is_known_source(name: str) -> bool:
     )
 
 
+def target_errors(*, rule_name: str, source: str, ends_at: datetime | None, now: datetime) -> dict[str, str]:
+    """Why a silence would match nothing: an unknown rule or source, or an end already past (the API and
+    the admin form both ask this)."""
+    return silence_target_errors(
+        rule_name=rule_name,
+        source=source,
+        ends_at=ends_at,
+        now=now,
+        rule_known=not rule_name or is_known_rule(rule_name),
+        source_known=not source or is_known_source(source),
+    )
+
+
 def create_silence(
     *,
     ends_at: datetime,
@@ -59,16 +72,7 @@ def create_silence(
         duration_minutes=duration_minutes,
     )
     # An end already past says more than "must be after starts_at", so it replaces that message.
-    errors.update(
-        silence_target_errors(
-            rule_name=rule_name,
-            source=source,
-            ends_at=ends_at,
-            now=now,
-            rule_known=not rule_name or is_known_rule(rule_name),
-            source_known=not source or is_known_source(source),
-        )
-    )
+    errors.update(target_errors(rule_name=rule_name, source=source, ends_at=ends_at, now=now))
     if errors:
         raise SilenceInputError(errors)
     with transaction.atomic():

@@ -1,8 +1,11 @@
 """The Django admin: every monitoring model has a working changelist without N+1 queries."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from monitoring.tests.factories import DataQualityMetricFactory, PipelineRunFactory
 
@@ -104,19 +107,23 @@ def test_the_rule_form_saves_a_valid_rule(admin_browser):
 
 
 def _silence_form(**changes) -> dict:
+    from monitoring.tests.factories import RawDataQualityMetricFactory
+
+    RawDataQualityMetricFactory(source="gdelt")  # a source the monitor knows
+    today = timezone.now().date()
     return {
         "rule_name": "",
         "source": "gdelt",
-        "starts_at_0": "2026-11-23",
-        "starts_at_1": "10:00:00",
-        "ends_at_0": "2026-11-30",
+        "starts_at_0": str(today),
+        "starts_at_1": "00:00:00",
+        "ends_at_0": str(today + timedelta(days=7)),
         "ends_at_1": "10:00:00",
         "weekdays": "",
         "daily_start": "",
         "duration_minutes": "",
         "reason": "maintenance",
-        "created_at_0": "2026-11-23",
-        "created_at_1": "09:00:00",
+        "created_at_0": str(today),
+        "created_at_1": "00:00:00",
         **changes,
     }
 
@@ -124,7 +131,9 @@ def _silence_form(**changes) -> dict:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"ends_at_0": "2026-11-22"}, "Must be after starts_at"),
+        ({"ends_at_0": "2020-11-22"}, "Already ended"),
+        ({"source": "no-such-source"}, "Unknown source &#x27;no-such-source&#x27;"),
+        ({"rule_name": "no-such-rule"}, "Unknown rule &#x27;no-such-rule&#x27;"),
         ({"weekdays": "sat"}, "Comma-separated days"),
         ({"weekdays": "5", "daily_start": "23:00"}, "A weekly window needs daily_start"),
         ({"daily_start": "23:00", "duration_minutes": "60"}, "only apply with weekdays"),
