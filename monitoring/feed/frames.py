@@ -50,9 +50,3 @@ def stale_reason_from_event(event: dict[str, Any]) -> str | None:
         return None
     reason = event.get("reason")
     return reason if isinstance(reason, str) else None
-
-
-# ``since`` answers with one of these instead of frames when history cannot fill the gap.
-EPOCH_CHANGED = "epoch_changed"
-HISTORY_TRIMMED = "history_trimmed"
-FUTURE_SEQ = "future_seq"

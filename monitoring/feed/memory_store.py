@@ -7,7 +7,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from monitoring.events import TopicFrameParts, join_topic_frame
-from monitoring.feed.frames import EPOCH_CHANGED, FUTURE_SEQ, HISTORY_TRIMMED, Frame
+from monitoring.feed.frames import Frame
+from monitoring.feed.store import EPOCH_CHANGED, FUTURE_SEQ, HISTORY_TRIMMED, History
 
 
 @dataclass
@@ -18,7 +19,7 @@ class _Topic:
     snapshot: Frame | None = None
 
 
-class MemoryFeedStore:
+class MemoryFeedStore:  # implements monitoring.feed.store.FeedStore
     def __init__(self, *, history_length: int) -> None:
         self.history_length = history_length
         self._topics: dict[str, _Topic] = {}
@@ -46,17 +47,17 @@ class MemoryFeedStore:
         after = [frame for frame in state.history if frame.seq > state.snapshot.seq]
         return [state.snapshot, *_contiguous(after, state.snapshot.seq)]
 
-    async def since(self, *, topic: str, epoch: str, since_seq: int, limit: int) -> list[Frame] | str:
+    async def since(self, *, topic: str, epoch: str, since_seq: int, limit: int) -> History:
         state = self._topics.get(topic)
         if state is None or state.epoch != epoch:
-            return EPOCH_CHANGED
+            return History.missing(EPOCH_CHANGED)
         if since_seq > state.seq:
-            return FUTURE_SEQ
+            return History.missing(FUTURE_SEQ)
         if since_seq == state.seq:
-            return []
+            return History()
         if state.seq - since_seq > limit or not state.history or state.history[0].seq > since_seq + 1:
-            return HISTORY_TRIMMED
-        return [frame for frame in state.history if frame.seq > since_seq]
+            return History.missing(HISTORY_TRIMMED)
+        return History(frames=tuple(frame for frame in state.history if frame.seq > since_seq))
 
     async def close(self) -> None:
         return None

@@ -16,7 +16,8 @@ import secrets
 import redis.asyncio as aioredis
 
 from monitoring.events import TopicFrameParts
-from monitoring.feed.frames import EPOCH_CHANGED, FUTURE_SEQ, HISTORY_TRIMMED, Frame
+from monitoring.feed.frames import Frame
+from monitoring.feed.store import EPOCH_CHANGED, FUTURE_SEQ, HISTORY_TRIMMED, History
 
 _PUBLISH = """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -85,7 +86,7 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class RedisFeedStore:
+class RedisFeedStore:  # implements monitoring.feed.store.FeedStore
     def __init__(self, *, client: aioredis.Redis, prefix: str, history_length: int) -> None:
         self.client = client
         self.prefix = prefix
@@ -132,17 +133,15 @@ class RedisFeedStore:
             *(Frame(topic, _seq(rest[i]), epoch, _text(rest[i + 1])) for i in range(0, len(rest), 2)),
         ]
 
-    async def since(self, *, topic: str, epoch: str, since_seq: int, limit: int) -> list[Frame] | str:
+    async def since(self, *, topic: str, epoch: str, since_seq: int, limit: int) -> History:
         result = await self._since(keys=self._keys(topic), args=[epoch, since_seq, limit])
         verdict = _text(result[0])
-        if verdict == "epoch_changed":
-            return EPOCH_CHANGED
-        if verdict == "future_seq":
-            return FUTURE_SEQ
-        if verdict == "history_trimmed":
-            return HISTORY_TRIMMED
+        if verdict in (EPOCH_CHANGED, FUTURE_SEQ, HISTORY_TRIMMED):
+            return History.missing(verdict)
         pairs = result[1:]
-        return [Frame(topic, _seq(pairs[i]), epoch, _text(pairs[i + 1])) for i in range(0, len(pairs), 2)]
+        return History(
+            frames=tuple(Frame(topic, _seq(pairs[i]), epoch, _text(pairs[i + 1])) for i in range(0, len(pairs), 2))
+        )
 
     async def close(self) -> None:
         await self.client.aclose()

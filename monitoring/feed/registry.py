@@ -13,11 +13,12 @@ from django.conf import settings
 from monitoring.feed.connections import MemoryConnectionRegistry, RedisConnectionRegistry
 from monitoring.feed.memory_store import MemoryFeedStore
 from monitoring.feed.redis_store import RedisFeedStore
+from monitoring.feed.store import FeedStore
 
 
 @dataclass
 class _Backends:
-    store: MemoryFeedStore | RedisFeedStore
+    store: FeedStore
     connections: MemoryConnectionRegistry | RedisConnectionRegistry
 
 
@@ -60,7 +61,7 @@ def _backends() -> _Backends:
     return backends
 
 
-def get_store() -> MemoryFeedStore | RedisFeedStore:
+def get_store() -> FeedStore:
     return _backends().store
 
 

@@ -26,6 +26,7 @@ from monitoring.events import (
 )
 from monitoring.feed.frames import Frame, frame_event, stale_event
 from monitoring.feed.registry import get_store
+from monitoring.feed.store import History
 from monitoring.selectors import active_alerts, alert_dict, per_source_status, pipeline_status
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,20 @@ def publish_alert_changes_sync(*, changes: list) -> None:
 
 async def latest_frame(*, topic: str) -> Frame | None:
     return await get_store().latest(topic=topic)
+
+
+class FeedReader:
+    """What a connection's delivery engine reads: the store's history and latest frame, and the
+    snapshot, which publishes the first status when nothing was published yet."""
+
+    async def since(self, *, topic: str, epoch: str, since_seq: int, limit: int) -> History:
+        return await get_store().since(topic=topic, epoch=epoch, since_seq=since_seq, limit=limit)
+
+    async def snapshot(self, *, topic: str) -> list[Frame]:
+        return await snapshot_frames(topic=topic)
+
+    async def latest(self, *, topic: str) -> Frame | None:
+        return await latest_frame(topic=topic)
 
 
 async def snapshot_frames(*, topic: str) -> list[Frame]:

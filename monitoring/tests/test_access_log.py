@@ -222,9 +222,9 @@ async def test_records_logged_while_a_socket_is_handled_carry_its_id(monkeypatch
         async def release(self, *, ip: str) -> None:
             pass
 
-    monkeypatch.setattr("monitoring.consumers.get_connection_registry", lambda: Unavailable())
+    monkeypatch.setattr("monitoring.feed.admission.get_connection_registry", lambda: Unavailable())
     feed = await open_feed(headers=[(b"x-request-id", b"socket-2")])
     await feed.receive_from(timeout=3)
-    [warning] = [record for record in collected.records if record.name == "monitoring.consumers"]
+    [warning] = [record for record in collected.records if record.name == "monitoring.feed.admission"]
     assert warning.request_id == "socket-2"
     await feed.disconnect()
