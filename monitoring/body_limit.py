@@ -7,9 +7,9 @@ one over the limit with a JSON 413 at once, and hands Django a body with a corre
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
+
+from monitoring.errors import error_json
 
 WRITE_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -57,7 +57,7 @@ class BodySizeLimitMiddleware:
 
 
 async def _too_large(send, limit: int) -> None:
-    body = json.dumps({"error": "payload_too_large", "detail": f"Request body exceeds {limit} bytes."}).encode()
+    body = error_json(code="payload_too_large", detail=f"Request body exceeds {limit} bytes.")
     await send(
         {
             "type": "http.response.start",

@@ -21,7 +21,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from monitoring import events, telemetry
+from monitoring import events, lua, telemetry
 from monitoring.feed.db_changes import listen_for_changes, listen_supported
 from monitoring.feed.registry import redis_client
 from monitoring.selectors import pipeline_status
@@ -39,16 +39,8 @@ from monitoring.services.notification_sender import deliver_due
 logger = logging.getLogger(__name__)
 NOTIFY_EVERY = 1.0
 
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+_RENEW = lua.script("lease_renew")
+_RELEASE = lua.script("lease_release")
 
 
 class AlwaysLeader:

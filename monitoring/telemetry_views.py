@@ -10,6 +10,8 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import REGISTRY
 
+from monitoring.errors import error_body
+
 
 def _allowed(request: HttpRequest) -> bool:
     token = settings.MONITORING_METRICS_TOKEN
@@ -23,7 +25,7 @@ def _allowed(request: HttpRequest) -> bool:
 def metrics(request: HttpRequest) -> HttpResponse:
     if not _allowed(request):
         response = JsonResponse(
-            {"error": "unauthenticated", "detail": "Send Authorization: Bearer <MONITORING_METRICS_TOKEN>."},
+            error_body(code="unauthenticated", detail="Send Authorization: Bearer <MONITORING_METRICS_TOKEN>."),
             status=401,
         )
         response["WWW-Authenticate"] = "Bearer"

@@ -21,7 +21,6 @@ server, imported here, installs an asyncio reactor of its own when none is insta
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from functools import partial
 from typing import Any
@@ -31,6 +30,7 @@ from daphne.server import Server as DaphneServer
 
 from conflict_monitor.overrides import ATTRIBUTE, COROUTINE, INSTANCE_ATTRIBUTE, METHOD, Member
 from conflict_monitor.overrides.twisted import UnparsedFormBodies
+from monitoring.errors import error_json
 
 _REQUEST = "daphne.http_protocol:WebRequest"
 _SERVER = "daphne.server:Server"
@@ -127,7 +127,7 @@ class WebRequest(UnparsedFormBodies, http_protocol.WebRequest):
         if not (self.uri or b"").startswith(API_PREFIX):
             super().basic_error(status, status_text, body)
             return
-        content = json.dumps({"error": ERROR_CODES.get(status, "error"), "detail": body}).encode()
+        content = error_json(code=ERROR_CODES.get(status, "error"), detail=body)
         headers = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(content)).encode())]
         self.handle_reply({"type": "http.response.start", "status": status, "headers": headers})
         self.handle_reply({"type": "http.response.body", "body": content})

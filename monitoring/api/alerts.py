@@ -12,7 +12,6 @@ from rest_framework.views import APIView
 
 from monitoring.api.authentication import OperatorAuthentication
 from monitoring.api.documents import AlertDetail, AlertList, AlertTransition, SilenceDocument, SilenceList
-from monitoring.api.exceptions import error_body
 from monitoring.api.permissions import CanReadMonitoring, IsOperator, ReadOrWriteMixin
 from monitoring.api.schema import (
     OPERATOR_NOTES,
@@ -23,6 +22,7 @@ from monitoring.api.schema import (
     error_responses,
 )
 from monitoring.api.serializers import StrictSerializer
+from monitoring.errors import error_body
 from monitoring.models import Alert, Silence
 from monitoring.selectors import alert_dict, isoformat, list_alerts
 from monitoring.services.alerts import MAX_COMMENT, InvalidTransition, acknowledge_alert, resolve_alert

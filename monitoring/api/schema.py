@@ -63,7 +63,7 @@ class StrictRequestScheme(OpenApiSerializerExtension):
 _MESSAGES = {"type": "array", "items": {"type": "string"}}
 
 
-# monitoring.api.exceptions.normal_fields gives every error's "fields" this shape.
+# monitoring.errors.normal_fields gives every error's "fields" this shape.
 @extend_schema_field(
     {
         "type": "object",

@@ -24,7 +24,6 @@ from monitoring.api.documents import (
     StatusDocument,
     WebSocketTicket,
 )
-from monitoring.api.exceptions import error_body
 from monitoring.api.parsers import PayloadTooLarge
 from monitoring.api.permissions import CanReadMonitoring, HasIngestToken, IsOperator, ReadOrWriteMixin
 from monitoring.api.schema import (
@@ -47,6 +46,7 @@ from monitoring.api.serializers import (
     StatusQuerySerializer,
     validate_metrics,
 )
+from monitoring.errors import error_body
 from monitoring.models import PipelineRun
 from monitoring.selectors import list_runs, pipeline_status
 from monitoring.services.idempotency import (

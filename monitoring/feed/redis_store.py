@@ -15,66 +15,19 @@ import secrets
 
 import redis.asyncio as aioredis
 
+from monitoring import lua
 from monitoring.events import TopicFrameParts
 from monitoring.feed.frames import Frame
 from monitoring.feed.store import EPOCH_CHANGED, FUTURE_SEQ, HISTORY_TRIMMED, History
 
-_PUBLISH = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
-  redis.call('DEL', KEYS[2])
-end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local frame = '{"type":' .. ARGV[2] .. ',"topic":' .. ARGV[3] .. ',"seq":' .. seq .. ',"epoch":"' .. epoch ..
-  '","timestamp":' .. ARGV[4] .. ',"data":' .. ARGV[5] .. '}'
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], seq .. '-0', 'f', frame)
-if ARGV[7] == '1' then redis.call('HSET', KEYS[1], 'snapshot_seq', seq, 'snapshot', frame) end
-return {seq, epoch, frame}
-"""
+_PUBLISH = lua.script("feed_publish")
 
-_SINCE = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if (not epoch) or epoch ~= ARGV[1] then return {'epoch_changed'} end
-local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
-local since = tonumber(ARGV[2])
-if since > seq then return {'future_seq'} end
-if since == seq then return {'ok'} end
-if seq - since > tonumber(ARGV[3]) then return {'history_trimmed'} end
-local entries = redis.call('XRANGE', KEYS[2], (since + 1) .. '-0', '+')
-if #entries == 0 or entries[1][1] ~= (since + 1) .. '-0' then return {'history_trimmed'} end
-local out = {'ok'}
-for _, entry in ipairs(entries) do
-  out[#out + 1] = entry[1]
-  out[#out + 1] = entry[2][2]
-end
-return out
-"""
+_SINCE = lua.script("feed_since")
 
-_LATEST = """
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then return nil end
-local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
-if #last == 0 then return nil end
-return {last[1][1], epoch, last[1][2][2]}
-"""
+_LATEST = lua.script("feed_latest")
 
 
-_SNAPSHOT = """
-local found = redis.call('HMGET', KEYS[1], 'epoch', 'snapshot_seq', 'snapshot')
-if (not found[1]) or (not found[2]) then return nil end
-local out = {found[1], found[2], found[3]}
-local after = tonumber(found[2]) + 1
-local entries = redis.call('XRANGE', KEYS[2], after .. '-0', '+')
-if #entries > 0 and entries[1][1] == after .. '-0' then
-  for _, entry in ipairs(entries) do
-    out[#out + 1] = entry[1]
-    out[#out + 1] = entry[2][2]
-  end
-end
-return out
-"""
+_SNAPSHOT = lua.script("feed_snapshot")
 
 
 def _seq(entry_id: bytes | str) -> int:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from monitoring.api.exceptions import error_body, normal_fields
+from monitoring.errors import error_body, normal_fields
 from monitoring.models import Alert, DataQualityMetric, PipelineRun, Silence
 from monitoring.tests.factories import PipelineRunFactory
 
