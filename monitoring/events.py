@@ -1,5 +1,5 @@
-"""Every WebSocket message of the live feed is defined here: builders for server frames, and the
-parser that validates client input. Nothing else builds message dicts by hand.
+"""Builders for the live feed's server frames and the parser of client input, from the one typed
+definition of every message (``monitoring.protocol``). Nothing else builds message dicts by hand.
 
 Server frames share one envelope::
 
@@ -20,6 +20,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from monitoring import protocol
 from monitoring.selectors import isoformat
 
 # --- Topics ---------------------------------------------------------------------------------
@@ -28,42 +29,40 @@ ALERTS_TOPIC = "alerts"
 SOURCE_TOPIC_PREFIX = "source:"
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 
-# --- Server -> client types -----------------------------------------------------------------
-PIPELINE_STATUS_UPDATE = "pipeline_status_update"
-SOURCE_STATUS_UPDATE = "source_status_update"
-ALERTS_UPDATE = "alerts_update"
-ALERT_FIRED = "alert_fired"
-ALERT_UPDATED = "alert_updated"
-ALERT_ACKNOWLEDGED = "alert_acknowledged"
-ALERT_RESOLVED = "alert_resolved"
+# --- Server -> client types (from monitoring.protocol) ---------------------------------------------
+PIPELINE_STATUS_UPDATE = protocol.PipelineStatusUpdate.TYPE
+SOURCE_STATUS_UPDATE = protocol.SourceStatusUpdate.TYPE
+ALERTS_UPDATE = protocol.AlertsUpdate.TYPE
+ALERT_FIRED = protocol.AlertFired.TYPE
+ALERT_UPDATED = protocol.AlertUpdated.TYPE
+ALERT_ACKNOWLEDGED = protocol.AlertAcknowledged.TYPE
+ALERT_RESOLVED = protocol.AlertResolved.TYPE
 ALERT_CHANGE_TYPES = {
     "fired": ALERT_FIRED,
     "updated": ALERT_UPDATED,
     "acknowledged": ALERT_ACKNOWLEDGED,
     "resolved": ALERT_RESOLVED,
 }
-PONG = "pong"
-ERROR = "error"
-RESYNC = "resync"
-SUBSCRIBED = "subscribed"
-UNSUBSCRIBED = "unsubscribed"
-RESUMED = "resumed"
-STATUS_STALE = "status_stale"
+PONG = protocol.Pong.TYPE
+ERROR = protocol.Error.TYPE
+RESYNC = protocol.Resync.TYPE
+SUBSCRIBED = protocol.Subscribed.TYPE
+UNSUBSCRIBED = protocol.Unsubscribed.TYPE
+RESUMED = protocol.Resumed.TYPE
+STATUS_STALE = protocol.StatusStale.TYPE
 
 # --- Why the status is stale (``status_stale`` frames) ------------------------------------------
-STALE_NO_UPDATE = "no_update"  # no status frame reached this server for WEBSOCKET_STALE_AFTER seconds
-STALE_DATABASE_UNAVAILABLE = "database_unavailable"  # the broadcaster cannot read the database
-STALE_STATUS_FAILED = "status_failed"  # the broadcaster failed to compute the status otherwise
-STALE_REASONS = (STALE_NO_UPDATE, STALE_DATABASE_UNAVAILABLE, STALE_STATUS_FAILED)
+STALE_NO_UPDATE, STALE_DATABASE_UNAVAILABLE, STALE_STATUS_FAILED = protocol.STALE_REASONS
+STALE_REASONS = protocol.STALE_REASONS
 
 # --- Client -> server types -----------------------------------------------------------------
-PING = "ping"
-SUBSCRIBE = "subscribe"
-UNSUBSCRIBE = "unsubscribe"
-GET_STATUS = "get_status"
-GET_ALERTS = "get_alerts"
-RESUME = "resume"
-CLIENT_TYPES = (PING, SUBSCRIBE, UNSUBSCRIBE, GET_STATUS, GET_ALERTS, RESUME)
+PING = protocol.Ping.TYPE
+SUBSCRIBE = protocol.Subscribe.TYPE
+UNSUBSCRIBE = protocol.Unsubscribe.TYPE
+GET_STATUS = protocol.GetStatus.TYPE
+GET_ALERTS = protocol.GetAlerts.TYPE
+RESUME = protocol.Resume.TYPE
+CLIENT_TYPES = tuple(cls.TYPE for cls in protocol.CLIENT_REQUESTS)
 
 # --- Error codes (in ``error`` frames) --------------------------------------------------------
 INVALID_JSON = "invalid_json"
@@ -85,19 +84,19 @@ CLOSE_FORBIDDEN = 4403  # authenticated but not allowed
 MAX_SEQ = 2**53  # exact in JavaScript numbers
 
 
+def _family(topic: str) -> str:
+    return topic if topic in (STATUS_TOPIC, ALERTS_TOPIC) else protocol.SOURCE
+
+
 def topic_type(topic: str) -> str:
     """The snapshot type of a topic: the frame that carries its whole current state."""
-    if topic == STATUS_TOPIC:
-        return PIPELINE_STATUS_UPDATE
-    if topic == ALERTS_TOPIC:
-        return ALERTS_UPDATE
-    return SOURCE_STATUS_UPDATE
+    family = _family(topic)
+    return next(cls.TYPE for cls in protocol.TOPIC_FRAMES if family == cls.TOPIC and cls.SNAPSHOT)
 
 
 def allowed_types(topic: str) -> set[str]:
-    if topic == ALERTS_TOPIC:
-        return {ALERTS_UPDATE, *ALERT_CHANGE_TYPES.values()}
-    return {topic_type(topic)}
+    family = _family(topic)
+    return {cls.TYPE for cls in protocol.TOPIC_FRAMES if family == cls.TOPIC}
 
 
 def frames_are_snapshots(topic: str) -> bool:
@@ -171,46 +170,44 @@ def join_topic_frame(parts: TopicFrameParts, *, seq: int, epoch: str) -> str:
 
 
 # --- Direct replies ---------------------------------------------------------------------------
-def _reply(message_type: str, *, epoch: str, data: dict[str, Any]) -> str:
+def reply(message: protocol.Reply, *, epoch: str) -> str:
+    """A direct reply: ``topic`` null and ``seq`` 0, not part of any sequence."""
     return encode(
         {
-            "type": message_type,
+            "type": message.TYPE,
             "topic": None,
             "seq": 0,
             "epoch": epoch,
             "timestamp": isoformat(timezone.now()),
-            "data": data,
+            "data": message.data(),
         }
     )
 
 
 def pong(*, epoch: str, echo: Any = None) -> str:
-    return _reply(PONG, epoch=epoch, data={} if echo is None else {"echo": echo})
+    return reply(protocol.Pong(echo=echo), epoch=epoch)
 
 
 def error(*, epoch: str, code: str, message: str, request_type: str | None = None) -> str:
-    data: dict[str, Any] = {"code": code, "message": message}
-    if request_type is not None:
-        data["request_type"] = request_type
-    return _reply(ERROR, epoch=epoch, data=data)
+    return reply(protocol.Error(code=code, message=message, request_type=request_type), epoch=epoch)
 
 
 def subscribed(*, epoch: str, topic: str, topics: list[str]) -> str:
-    return _reply(SUBSCRIBED, epoch=epoch, data={"topic": topic, "topics": topics})
+    return reply(protocol.Subscribed(topic=topic, topics=topics), epoch=epoch)
 
 
 def unsubscribed(*, epoch: str, topic: str, topics: list[str]) -> str:
-    return _reply(UNSUBSCRIBED, epoch=epoch, data={"topic": topic, "topics": topics})
+    return reply(protocol.Unsubscribed(topic=topic, topics=topics), epoch=epoch)
 
 
 def resync(*, epoch: str, topic: str, reason: str, latest_seq: int | None) -> str:
     """History cannot fill the gap: drop state for ``topic``; the next frame on it is a snapshot."""
-    return _reply(RESYNC, epoch=epoch, data={"topic": topic, "reason": reason, "latest_seq": latest_seq})
+    return reply(protocol.Resync(topic=topic, reason=reason, latest_seq=latest_seq), epoch=epoch)
 
 
 def resumed(*, epoch: str, topic: str, since_seq: int, replayed: int) -> str:
     """Sent before the replayed frames of a successful resume."""
-    return _reply(RESUMED, epoch=epoch, data={"topic": topic, "since_seq": since_seq, "replayed": replayed})
+    return reply(protocol.Resumed(topic=topic, since_seq=since_seq, replayed=replayed), epoch=epoch)
 
 
 def status_stale(
@@ -223,16 +220,14 @@ def status_stale(
     """
     if reason not in STALE_REASONS:
         raise ValueError(f"unknown stale reason {reason!r}")
-    return _reply(
-        STATUS_STALE,
+    return reply(
+        protocol.StatusStale(
+            reason=reason,
+            last_seq=last_seq,
+            age_seconds=None if age_seconds is None else round(age_seconds, 1),
+            stale_after=stale_after,
+        ),
         epoch=epoch,
-        data={
-            "topic": STATUS_TOPIC,
-            "reason": reason,
-            "last_seq": last_seq,
-            "age_seconds": None if age_seconds is None else round(age_seconds, 1),
-            "stale_after": stale_after,
-        },
     )
 
 
@@ -244,13 +239,7 @@ class ClientMessageError(ValueError):
         self.request_type = request_type
 
 
-@dataclass(frozen=True)
-class ClientMessage:
-    type: str
-    topic: str | None = None
-    since_seq: int | None = None
-    epoch: str | None = None
-    echo: Any = None
+ClientMessage = protocol.ClientRequest
 
 
 def _topic(content: dict, message_type: str, *, default: str | None) -> str:
@@ -296,16 +285,16 @@ def parse_client_message(content: Any) -> ClientMessage:
             raise ClientMessageError(
                 INVALID_MESSAGE, "'echo' must be a string or integer of at most 64 characters.", PING
             )
-        return ClientMessage(type=PING, echo=echo)
-    if message_type in (SUBSCRIBE, UNSUBSCRIBE):
-        return ClientMessage(type=message_type, topic=_topic(content, message_type, default=None))
+        return protocol.Ping(echo=echo)
+    if message_type == SUBSCRIBE:
+        return protocol.Subscribe(topic=_topic(content, message_type, default=None))
+    if message_type == UNSUBSCRIBE:
+        return protocol.Unsubscribe(topic=_topic(content, message_type, default=None))
     if message_type == RESUME:
         since_seq, epoch = content.get("since_seq"), content.get("epoch")
         if isinstance(since_seq, bool) or not isinstance(since_seq, int) or not 0 <= since_seq <= MAX_SEQ:
             raise ClientMessageError(INVALID_MESSAGE, "'since_seq' must be a non-negative integer.", RESUME)
         if not isinstance(epoch, str) or not 0 < len(epoch) <= 64:
             raise ClientMessageError(INVALID_MESSAGE, "'epoch' must be the epoch string of a frame.", RESUME)
-        return ClientMessage(
-            type=RESUME, topic=_topic(content, RESUME, default=STATUS_TOPIC), since_seq=since_seq, epoch=epoch
-        )
-    return ClientMessage(type=message_type)
+        return protocol.Resume(topic=_topic(content, RESUME, default=STATUS_TOPIC), since_seq=since_seq, epoch=epoch)
+    return protocol.CLIENT_BY_TYPE[message_type]()
