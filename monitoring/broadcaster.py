@@ -23,12 +23,12 @@ from django.db import InterfaceError, OperationalError
 
 from monitoring import events, lua, telemetry
 from monitoring.feed.db_changes import listen_for_changes, listen_supported
+from monitoring.feed.frames import is_status_dirty
 from monitoring.feed.registry import redis_client
 from monitoring.selectors import pipeline_status
 from monitoring.services.alerts import evaluate_alerts
 from monitoring.services.feed import (
     BROADCASTER_CHANNEL,
-    STATUS_DIRTY_EVENT,
     mark_in_process_broadcaster,
     publish_alert_changes,
     publish_status,
@@ -167,7 +167,7 @@ class Broadcaster:
                 logger.warning("broadcaster hint channel failed; retrying in 1 s", exc_info=True)
                 await asyncio.sleep(1)
                 continue
-            if message.get("type") == STATUS_DIRTY_EVENT:
+            if is_status_dirty(message):
                 self._dirty.set()
 
     async def run(self, stop: asyncio.Event) -> None:

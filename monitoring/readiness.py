@@ -13,6 +13,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
 
+from monitoring.feed.frames import is_ready_ping, ready_ping_event
+
 CHANNEL_LAYER_TIMEOUT = 2.0
 logger = logging.getLogger(__name__)
 
@@ -32,9 +34,9 @@ def check_database() -> str | None:
 async def _round_trip() -> None:
     layer = get_channel_layer()
     channel = await layer.new_channel("ready.")
-    await layer.send(channel, {"type": "ready.ping"})
+    await layer.send(channel, ready_ping_event())
     message = await layer.receive(channel)
-    if message.get("type") != "ready.ping":
+    if not is_ready_ping(message):
         raise RuntimeError("channel layer returned a different message")
 
 

@@ -1,3 +1,5 @@
+"""Every channel-layer event (between processes, not to clients): built and recognised here only."""
+
 from __future__ import annotations
 
 import time
@@ -8,6 +10,10 @@ from typing import Any
 FRAME_EVENT = "feed.frame"
 # The event by which the broadcaster tells every process that it could not produce a status.
 STALE_EVENT = "feed.stale"
+# Sent to the broadcaster's channel: the status changed, push it early.
+STATUS_DIRTY_EVENT = "status.dirty"
+# The readiness probe's round trip through the channel layer.
+READY_PING_EVENT = "ready.ping"
 
 
 @dataclass(frozen=True)
@@ -50,3 +56,19 @@ def stale_reason_from_event(event: dict[str, Any]) -> str | None:
         return None
     reason = event.get("reason")
     return reason if isinstance(reason, str) else None
+
+
+def status_dirty_event(*, reason: str) -> dict[str, Any]:
+    return {"type": STATUS_DIRTY_EVENT, "reason": reason}
+
+
+def is_status_dirty(event: dict[str, Any]) -> bool:
+    return event.get("type") == STATUS_DIRTY_EVENT
+
+
+def ready_ping_event() -> dict[str, Any]:
+    return {"type": READY_PING_EVENT}
+
+
+def is_ready_ping(event: dict[str, Any]) -> bool:
+    return event.get("type") == READY_PING_EVENT

@@ -24,7 +24,7 @@ from monitoring.events import (
     source_topic,
     topic_frame_parts,
 )
-from monitoring.feed.frames import Frame, frame_event, stale_event
+from monitoring.feed.frames import Frame, frame_event, stale_event, status_dirty_event
 from monitoring.feed.registry import get_store
 from monitoring.feed.store import History
 from monitoring.selectors import active_alerts, alert_dict, per_source_status, pipeline_status
@@ -33,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 # Named channel the active broadcaster listens on for "status changed, push soon" hints.
 BROADCASTER_CHANNEL = "monitoring.broadcaster"
-STATUS_DIRTY_EVENT = "status.dirty"
 
 
 async def publish(*, topic: str, data: dict[str, Any], message_type: str | None = None) -> Frame:
@@ -161,7 +160,7 @@ def request_status_push(*, reason: str) -> None:
     if isinstance(layer, InMemoryChannelLayer) and not _in_process_broadcaster:
         return
     try:
-        async_to_sync(layer.send)(BROADCASTER_CHANNEL, {"type": STATUS_DIRTY_EVENT, "reason": reason})
+        async_to_sync(layer.send)(BROADCASTER_CHANNEL, status_dirty_event(reason=reason))
     except Exception:
         logger.warning("could not request a status push (%s); the next broadcaster tick carries it", reason)
 
