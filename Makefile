@@ -40,10 +40,11 @@ dev: $(VENV)/.installed
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-## demo: fill the database with 48 h of simulated pipeline traffic (SCENARIO=normal|failing-scraper|geocoding-outage|volume-drop)
+## demo: fill the database with 48 h of simulated pipeline traffic (SCENARIO=normal|failing-scraper|geocoding-outage|volume-drop); the incident ends RECOVER_HOURS (2; 0: still going) before now, so its alerts, the anomaly one included, fire and then resolve
 demo: $(VENV)/.installed
 	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
-	DEBUG=$${DEBUG:-1} $(PY) manage.py simulate_pipeline --scenario $${SCENARIO:-geocoding-outage}
+	DEBUG=$${DEBUG:-1} $(PY) manage.py simulate_pipeline --scenario $${SCENARIO:-geocoding-outage} \
+		$$( [ "$${SCENARIO:-geocoding-outage}" = normal ] || echo --recover-hours $${RECOVER_HOURS:-2} )
 
 ## test: the whole suite against real PostgreSQL and Redis
 test: $(VENV)/.installed
@@ -79,32 +80,32 @@ bench: status-bench live-feed-bench anomaly-eval ingest-bench foreign-writes-ben
 
 ## status-bench: status endpoint latency on 1 M and on 10 M metric rows (PostgreSQL; the 10 M fill in its own database <name>_10m, so each size reuses its fill)
 status-bench: $(VENV)/.installed
-	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/status_latency.py
-	DATABASE_URL=$(BENCH_DATABASE_URL)_10m $(PY) bench/status_latency.py --rows 10000000
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m bench.status_latency
+	DATABASE_URL=$(BENCH_DATABASE_URL)_10m $(PY) -m bench.status_latency --rows 10000000
 
 ## live-feed-bench: snapshot, ingest -> receipt at 1,000 clients, fan-out at 100-10,000 clients (connects/s, RSS, latency, sustained broadcasts/s) on git HEAD against real servers, with a plain websockets server as the baseline (~7 min; PROFILE=1 adds py-spy and strace)
 live-feed-bench: $(VENV)/.installed
-	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(PY) bench/live_feed.py $(if $(PROFILE),--profile)
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(PY) -m bench.live_feed $(if $(PROFILE),--profile)
 
-## anomaly-eval: precision/recall of the anomaly detector versus a z-score baseline (bench/results/anomaly_eval.*)
+## anomaly-eval: event precision/recall/time to detect of the anomaly detectors on a held-out world, versus a z-score baseline (bench/anomaly_world; bench/results/anomaly_eval.*; about 4 minutes)
 anomaly-eval: $(VENV)/.installed
 	$(PY) bench/anomaly_eval.py
 
 ## ingest-bench: rows/s of POST /api/v1/monitoring/metrics at batches of 1-5000 versus a raw COPY (own database conflict_monitor_bench_ingest, truncated; about 1 minute)
 ingest-bench: $(VENV)/.installed
-	$(PY) bench/ingest_throughput.py --redis-url $(BENCH_REDIS_URL)
+	$(PY) -m bench.ingest_throughput --redis-url $(BENCH_REDIS_URL)
 
 ## foreign-writes-bench: another program's 1 M-row INSERT ... SELECT, COPY, UPDATE and DELETEs with the rollup triggers versus without (DISABLE TRIGGER USER), and the rollups' exactness after each (own database conflict_monitor_bench_foreign, dropped and migrated afresh; about 5 minutes)
 foreign-writes-bench: $(VENV)/.installed
-	$(PY) bench/foreign_writes.py
+	$(PY) -m bench.foreign_writes
 
 ## db-per-tick-bench: SQL statements and CPU per tick, broadcaster versus naive per-connection loops, at 10/100/1000 clients (own database conflict_monitor_bench_ticks; about 1.5 minutes)
 db-per-tick-bench: $(VENV)/.installed
-	$(PY) bench/db_per_tick.py --redis-url $(BENCH_REDIS_URL)
+	$(PY) -m bench.db_per_tick --redis-url $(BENCH_REDIS_URL)
 
 ## connection-memory-bench: RSS and Python heap per open live-feed socket, by the package that allocates it (about 1 minute)
 connection-memory-bench: $(VENV)/.installed
-	REDIS_URL=$(BENCH_REDIS_URL) $(PY) bench/connection_memory.py
+	REDIS_URL=$(BENCH_REDIS_URL) $(PY) -m bench.connection_memory
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 test-artifacts

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Precision and recall of the anomaly detectors on a labelled synthetic data set.
+"""Event-level precision, recall and time to detect of the anomaly detectors on a held-out world.
 
-Generates hourly counts for six sources with daily and weekly cycles and noise, injects labelled
-drops, spikes, outages, rate collapses and slow drifts, runs the robust seasonal detector, its
-daily-only ablation and the plain z-score baseline walk-forward over every hour after the first
-training window, and scores them per (source, metric, hour). Pure Python: no database, no Django.
+The world (``bench/anomaly_world``): N sources × D days of quarter-hour counts with local time zones
+and DST, local weekends, holidays, news bursts, late batches, overdispersed volumes and rates, and
+labelled incidents of seven kinds. Each registered detector is driven through the Protocol of
+``monitoring/anomaly/contract.py`` (three partial judgements per hour, then the closed hour) on every
+seed, on the mixed data set and on one data set per kind (same background, only that kind), in
+parallel processes. A detector whose factory cannot be imported is skipped with a note.
 
-    .venv/bin/python bench/anomaly_eval.py [--seed 7] [--days 42] [--per-kind 3] [--sensitivity 4]
+    .venv/bin/python bench/anomaly_eval.py [--seeds 1,2,3,4,5] [--sources 30] [--days 45]
+        [--detectors zscore,robust_old,streaming] [--no-per-kind] [--processes N]
 
-Writes bench/results/anomaly_eval.{json,md} (``--output-dir`` to change) and prints the tables.
-Method and definitions: docs/anomaly-detection.md.
+Writes bench/results/anomaly_eval.{json,md} (``--output-dir`` to change) and prints the Markdown.
+World, scoring and definitions: bench/anomaly_world/README.md.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import replace
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,148 +31,197 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitoring.anomaly.detector import DetectorConfig  # noqa: E402
-from monitoring.anomaly.evaluation import CLEAN, MIXED, ROBUST, ROBUST_DAILY, ZSCORE, evaluate  # noqa: E402
-from monitoring.anomaly.synthetic import KINDS  # noqa: E402
+from bench.anomaly_world.evaluate import (  # noqa: E402
+    DEFAULT_SEEDS,
+    MIXED,
+    NEW_DETECTOR,
+    REGISTRY,
+    available,
+    cached_world,
+    evaluate_detector,
+    versus,
+)
+from bench.anomaly_world.labels import KINDS  # noqa: E402
+from bench.anomaly_world.world import DEFAULT_DAYS, DEFAULT_SOURCES  # noqa: E402
 
-DETECTOR_TITLES = {
-    ROBUST: "robust (hour-of-day + weekday, median/MAD)",
-    ROBUST_DAILY: "robust, hour-of-day only (ablation)",
-    ZSCORE: "plain z-score (mean/std, threshold 3)",
-}
 
-
-def _fmt(value: Any) -> str:
+def _f(value: Any, digits: int = 2) -> str:
     if value is None:
         return "–"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _range(spread: dict[str, Any], digits: int = 2) -> str:
+    if spread["median"] is None:
+        return "–"
+    return f"{_f(spread['median'], digits)} [{_f(spread['min'], digits)}–{_f(spread['max'], digits)}]"
+
+
+def world_summary(*, seeds: list[int], sources: int, days: int) -> dict[str, Any]:
+    per_seed = {}
+    for seed in seeds:
+        world = cached_world(seed, sources, days)
+        per_seed[seed] = {
+            "events": len(world.events),
+            "by_kind": dict(sorted(Counter(e.kind for e in world.events).items())),
+            "zones": dict(sorted(Counter(p.tz for p in world.profiles).items())),
+            "batch_sources": sum(p.batch_quarter is not None for p in world.profiles),
+            "late_hours": sum(len(v) for v in world.late.values()),
+            "holiday_days": sum(len(v) for v in world.holidays.values()),
+            "labels": [e.as_dict() for e in world.events],
+        }
+    return {"start": cached_world(seeds[0], sources, days).start.isoformat(), "per_seed": per_seed}
 
 
 def markdown(report: dict[str, Any]) -> str:
     p = report["parameters"]
-    results = report["results"]
-    datasets = [d for d in (CLEAN, *KINDS, MIXED) if d in results[ROBUST]]
-    sources = next(iter(report["datasets"].values()))["sources"]
     lines = [
-        "# Anomaly detection: walk-forward evaluation on labelled synthetic data",
+        "# Anomaly detection: held-out world, event-level scores",
         "",
         f"Generated {report['generated_at']} by `bench/anomaly_eval.py` in {report['total_seconds']} s "
-        f"({report['machine']['python']}, {report['machine']['cpus']} CPUs). Method and definitions: "
-        "[docs/anomaly-detection.md](../../docs/anomaly-detection.md).",
+        f"({report['machine']['python']}, {report['machine']['cpus']} CPUs). World and definitions: "
+        "[bench/anomaly_world/README.md](../anomaly_world/README.md).",
         "",
-        f"Seed {p['seed']}, {p['days']} days × {len(sources)} sources, "
-        f"{p['per_kind']} events per kind and source (placed over the whole series), training window "
-        f"{p['training_days']} days, judged hours: every hour after the first window "
-        f"({p['days'] - p['training_days']} days). Robust sensitivity {p['sensitivity']}, z-score threshold "
-        f"{p['zscore_threshold']}, minimum attempts for a rate {p['min_attempts']}.",
+        f"Seeds {', '.join(map(str, p['seeds']))}; {p['sources']} sources × {p['days']} days from "
+        f"{report['world']['start'][:10]} (DST ends inside the range for Kyiv, Beirut, Jerusalem, Gaza, "
+        f"Cairo); events per seed: "
+        + ", ".join(str(w["events"]) for w in report["world"]["per_seed"].values())
+        + ". Figures: pooled over seeds, then median [min–max] of the per-seed values.",
+        "",
     ]
-    if MIXED in datasets:
+    for name, note in report["skipped"].items():
+        lines.append(f"- **{name} skipped**: {note}")
+    if report["skipped"]:
+        lines.append("")
+    lines += [
+        "## Mixed data set (all incidents)",
+        "",
+        "| detector | events found | false-alarm runs | precision | recall | TTD median h | TTD p90 h "
+        "| false-alarm runs / source-week | hour precision | hour recall | wall s | µs / call |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for d in report["detectors"].values():
+        m = d["summary"][MIXED]
+        rt = d["runtime"]
+        lines.append(
+            f"| {d['name']} | {m['found']}/{m['events']} | {m['false_alarm_runs']} "
+            f"| {_f(m['precision'], 3)} ({_range(m['precision_spread'])}) "
+            f"| {_f(m['recall'], 3)} ({_range(m['recall_spread'])}) "
+            f"| {_range(m['ttd_median_h_spread'])} | {_range(m['ttd_p90_h_spread'])} "
+            f"| {_range(m['false_alarm_runs_per_source_week_spread'], 3)} "
+            f"| {_range(m['hour_precision_spread'])} | {_range(m['hour_recall_spread'])} "
+            f"| {rt['wall_seconds']} | {_f(rt['microseconds_per_call'], 1)} |"
+        )
+    verdict = report.get("new_versus_zscore")
+    if verdict:
         lines += [
             "",
-            "## Mixed data set (every kind at once)",
+            f"## Does {NEW_DETECTOR} beat the z-score on every shape?",
             "",
-            "| detector | precision | recall | F1 | TP | FP | FN | events detected "
-            "| false alarms / 1000 normal points |",
+            "F1 of the shape's precision (own set; the mixed set's without per-kind sets) and its recall "
+            "in the mixed set, pooled over seeds.",
+            "",
+            f"| shape | {NEW_DETECTOR} P / R / F1 | zscore P / R / F1 | beats |",
+            "|---|---|---|---|",
+        ]
+        for kind, v in verdict.items():
+            n, b = v["new"], v["baseline"]
+            lines.append(
+                f"| {kind} | {_f(n['precision'], 3)} / {_f(n['recall'], 3)} / {_f(n['f1'], 3)} "
+                f"| {_f(b['precision'], 3)} / {_f(b['recall'], 3)} / {_f(b['f1'], 3)} "
+                f"| {'yes' if v['beats'] else 'NO'} |"
+            )
+    for d in report["detectors"].values():
+        kinds = d["summary"]["kinds"]
+        lines += [
+            "",
+            f"## Per shape: {d['name']} ({d['title']})",
+            "",
+            "Recall and time to detect (TTD, hours from the incident's start) inside the mixed set; "
+            "precision and false-alarm runs on the kind's own set (same background, only that kind).",
+            "",
+            "| shape | events | recall (mixed) | TTD median h | TTD p90 h | precision (own set) "
+            "| recall (own set) | false-alarm runs / source-week (own set) | hour P / R (own set) |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
-    for detector, title in DETECTOR_TITLES.items():
-        r = results[detector].get(MIXED)
-        if r is None:
-            continue
-        lines.append(
-            f"| {title} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | {_fmt(r['f1'])} | {r['tp']} | {r['fp']} "
-            f"| {r['fn']} | {r['events_detected']}/{r['events']} | {_fmt(r['false_alarms_per_1000_normal_points'])} |"
-        )
-    lines += [
-        "",
-        "## Per kind (a data set with only that kind, same background and seed)",
-        "",
-        "Precision includes the background's false alarms (row `clean`: no injection at all).",
-        "",
-        "| data set | " + " | ".join(f"{d} P / R / F1" for d in DETECTOR_TITLES) + " |",
-        "|---|" + "---|" * len(DETECTOR_TITLES),
-    ]
-    for name in datasets:
-        cells = []
-        for detector in DETECTOR_TITLES:
-            r = results[detector][name]
-            if name == CLEAN:
-                cells.append(f"{r['fp']} false alarms ({_fmt(r['false_alarms_per_1000_normal_points'])} / 1000)")
-            else:
-                cells.append(f"{_fmt(r['precision'])} / {_fmt(r['recall'])} / {_fmt(r['f1'])}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if MIXED not in datasets:
-        lines += ["", f"Scoring time (all detectors, all data sets): {report['scoring_seconds']} s.", ""]
-        return "\n".join(lines)
-    lines += [
-        "",
-        "## Recall by kind inside the mixed data set; events detected",
-        "",
-        "| kind | " + " | ".join(DETECTOR_TITLES) + " |",
-        "|---|" + "---|" * len(DETECTOR_TITLES),
-    ]
-    for kind in KINDS:
-        cells = []
-        for detector in DETECTOR_TITLES:
-            r = results[detector][MIXED]
-            single = results[detector].get(kind)
-            events = f" ({single['events_detected']}/{single['events']} events)" if single else ""
-            cells.append(_fmt(r["recall_by_kind"].get(kind)) + events)
-        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    drift = results[ROBUST].get("drift")
-    if drift and drift["drift_first_flag_hours"]:
-        lines += [
-            "",
-            "Robust detector, first flag of each detected drift, hours after it began: "
-            f"{drift['drift_first_flag_hours']}.",
-        ]
-    sweep = results[ROBUST][MIXED].get("sweep")
-    if sweep:
-        lines += [
-            "",
-            "## Threshold sweep on the mixed data set (precision / recall / F1, false positives)",
-            "",
-            "| threshold | " + " | ".join(DETECTOR_TITLES) + " |",
-            "|---|" + "---|" * len(DETECTOR_TITLES),
-        ]
-        for threshold in sweep:
-            cells = []
-            for detector in DETECTOR_TITLES:
-                s = results[detector][MIXED]["sweep"][threshold]
-                cells.append(f"{_fmt(s['precision'])} / {_fmt(s['recall'])} / {_fmt(s['f1'])}, FP {s['fp']}")
-            lines.append(f"| {threshold} | " + " | ".join(cells) + " |")
-    lines += ["", f"Scoring time (all detectors, all data sets): {report['scoring_seconds']} s.", ""]
+        for kind in KINDS:
+            k = kinds[kind]
+            own = k.get("own_set")
+            own_cells = (
+                f"{_f(own['precision'], 3)} ({_range(own['precision_spread'])}) "
+                f"| {_f(own['recall'], 3)} ({_range(own['recall_spread'])}) "
+                f"| {_range(own['false_alarm_runs_per_source_week_spread'], 3)} "
+                f"| {_range(own['hour_precision_spread'])} / {_range(own['hour_recall_spread'])}"
+                if own
+                else "– | – | – | –"
+            )
+            lines.append(
+                f"| {kind} | {k['events']} | {_f(k['recall_in_mixed'], 3)} ({_range(k['recall_in_mixed_spread'])}) "
+                f"| {_range(k['ttd_median_h_spread'])} | {_range(k['ttd_p90_h_spread'])} | {own_cells} |"
+            )
+    lines.append("")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--days", type=int, default=42, help="length of the data set (default 42)")
-    parser.add_argument("--per-kind", type=int, default=3, help="events per kind and source")
-    parser.add_argument("--training-days", type=int, default=14)
-    parser.add_argument("--sensitivity", type=float, default=DetectorConfig().sensitivity)
-    parser.add_argument("--datasets", default=",".join((CLEAN, *KINDS, MIXED)), help="comma-separated")
+    parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), help="comma-separated")
+    parser.add_argument("--sources", type=int, default=DEFAULT_SOURCES)
+    parser.add_argument("--days", type=int, default=DEFAULT_DAYS)
+    parser.add_argument("--detectors", default=",".join(e.name for e in REGISTRY), help="comma-separated")
+    parser.add_argument("--no-per-kind", action="store_true", help="mixed data set only (no per-kind precision)")
+    parser.add_argument(
+        "--per-kind-all", action="store_true", help="per-kind sets for every detector (the old robust one too: slow)"
+    )
+    parser.add_argument("--sensitivity", type=float, default=None, help="passed to every factory")
+    parser.add_argument("--processes", type=int, default=os.cpu_count())
     parser.add_argument("--output-dir", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
-    if args.days <= args.training_days:
-        parser.error("--days must exceed --training-days")
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    wanted = [e for e in REGISTRY if e.name in args.detectors.split(",")]
 
     started = time.perf_counter()
-    report = evaluate(
-        seed=args.seed,
-        days=args.days,
-        per_kind=args.per_kind,
-        training_days=args.training_days,
-        config=replace(DetectorConfig(), sensitivity=args.sensitivity),
-        datasets=[d for d in args.datasets.split(",") if d],
-    )
+    report: dict[str, Any] = {
+        "parameters": {
+            "seeds": seeds,
+            "sources": args.sources,
+            "days": args.days,
+            "per_kind": not args.no_per_kind,
+            "sensitivity": args.sensitivity,
+            "grace_hours": 2,
+        },
+        "world": world_summary(seeds=seeds, sources=args.sources, days=args.days),
+        "detectors": {},
+        "skipped": {},
+    }
+    for entry in wanted:
+        note = available(entry)
+        if note is not None:
+            print(f"note: {entry.name} skipped ({entry.factory} not importable: {note})", file=sys.stderr)
+            report["skipped"][entry.name] = f"`{entry.factory}` not importable ({note})"
+            continue
+        print(f"evaluating {entry.name} ...", file=sys.stderr, flush=True)
+        result = evaluate_detector(
+            entry=entry,
+            seeds=seeds,
+            sources=args.sources,
+            days=args.days,
+            per_kind=not args.no_per_kind and (entry.per_kind or args.per_kind_all),
+            sensitivity=args.sensitivity,
+            processes=args.processes,
+        )
+        print(f"  {entry.name}: {result['runtime']}", file=sys.stderr, flush=True)
+        report["detectors"][entry.name] = result
+    if NEW_DETECTOR in report["detectors"] and "zscore" in report["detectors"]:
+        report["new_versus_zscore"] = versus(
+            new=report["detectors"][NEW_DETECTOR], baseline=report["detectors"]["zscore"]
+        )
     report["total_seconds"] = round(time.perf_counter() - started, 2)
     report["generated_at"] = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     report["machine"] = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / "anomaly_eval.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (args.output_dir / "anomaly_eval.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
     text = markdown(report)
     (args.output_dir / "anomaly_eval.md").write_text(text)
     print(text)

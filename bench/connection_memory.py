@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Memory per open live-feed socket, and where it goes.
 
 Starts the production server (``python -m conflict_monitor.serve``, Redis channel layer, a throwaway
@@ -7,43 +6,39 @@ again, and divides. Two passes over fresh servers: one untraced (RSS per socket,
 system sees it) and one under ``tracemalloc`` (Python heap per socket, grouped by the package and the
 line that allocated it). Writes ``bench/results/connection_memory.{json,md}``.
 
-    .venv/bin/python bench/connection_memory.py [--clients 1000] [--warmup 50]
+    .venv/bin/python -m bench.connection_memory [--clients 1000] [--warmup 50]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
-import resource
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
-import urllib.request
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-PYTHON = ROOT / ".venv" / "bin" / "python"
+from bench.lib.machine import code_summary
+from bench.lib.processes import Service, cleanup_redis, free_port, rss_kb, wait_for_health
+from bench.lib.reports import write_results
+from bench.lib.runtime import DEFAULT_REDIS_URL, PYTHON, RESULTS, ROOT, arg_parser, begin, raise_nofile
+
 FEED_PATH = "/ws/monitoring/pipeline-status"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+SERVER_LOG = RESULTS / "connection_memory.server.log.tmp"
 
 
 # --- the server side (a child process) --------------------------------------------------------
 def serve(port: int, snapshot_dir: str | None) -> None:
     """daphne prepared as ``conflict_monitor.serve`` prepares it (reactor, WebSocket protocol, heap
     settling); with ``snapshot_dir``, SIGUSR1 dumps a tracemalloc snapshot."""
-    sys.path.insert(0, str(ROOT))
     from conflict_monitor import serve as project_serve
 
     project_serve.prepare()
@@ -67,38 +62,6 @@ def serve(port: int, snapshot_dir: str | None) -> None:
 
 
 # --- the driver -------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def raise_nofile() -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def wait_for_health(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/monitoring/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not answer its health check")
-
-
 async def open_sockets(port: int, count: int, *, batch: int, held: list) -> None:
     import websockets
 
@@ -111,7 +74,7 @@ async def open_sockets(port: int, count: int, *, batch: int, held: list) -> None
         held.extend(await asyncio.gather(*(one() for _ in range(min(batch, count - start)))))
 
 
-def take_snapshot(process: subprocess.Popen, directory: Path, index: int) -> tracemalloc.Snapshot:
+def take_snapshot(process: Service, directory: Path, index: int) -> tracemalloc.Snapshot:
     process.send_signal(signal.SIGUSR1)
     path = directory / f"snapshot-{index}.pickle"
     deadline = time.monotonic() + 60
@@ -139,16 +102,14 @@ def short(filename: str) -> str:
 async def measure(args: argparse.Namespace, env: dict[str, str], *, traced: bool) -> dict:
     port = free_port()
     snapshots = Path(tempfile.mkdtemp(prefix="conn-mem-"))
-    command = [str(PYTHON), str(Path(__file__).resolve()), "--serve", str(port)]
+    command = [str(PYTHON), "-m", "bench.connection_memory", "--serve", str(port)]
     if traced:
         command += ["--snapshot-dir", str(snapshots)]
-    if args.server_cpu is not None:
-        command = ["taskset", "-c", str(args.server_cpu), *command]
-    log = open(RESULTS / "connection_memory.server.log.tmp", "ab")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    cpus = None if args.server_cpu is None else {args.server_cpu}
+    process = Service("server", command, env=env, cpus=cpus, log_path=SERVER_LOG)
     held: list = []
     try:
-        wait_for_health(port, process)
+        wait_for_health(process, port)
         await open_sockets(port, args.warmup, batch=args.warmup, held=held)
         await asyncio.sleep(1)
         before_rss = rss_kb(process.pid)
@@ -189,12 +150,7 @@ async def measure(args: argparse.Namespace, env: dict[str, str], *, traced: bool
     finally:
         for socket_ in held:
             socket_.transport.abort()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        process.stop(10)
         for path in snapshots.iterdir():
             path.unlink()
         snapshots.rmdir()
@@ -231,14 +187,8 @@ def render(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def code_state() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True)
-    return f"working tree at {head.stdout.strip()}" + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser("connection_memory", __doc__)
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--top", type=int, default=20, help="allocating lines listed")
@@ -249,6 +199,7 @@ def main() -> None:
     if args.serve:
         serve(args.serve, args.snapshot_dir)
         return
+    begin()
     raise_nofile()
     args.server_cpu = 0 if (os.cpu_count() or 1) >= 2 and shutil.which("taskset") else None
     workdir = Path(tempfile.mkdtemp(prefix="conn-mem-db-"))
@@ -267,19 +218,13 @@ def main() -> None:
     }
     migrate = [str(PYTHON), "manage.py", "migrate", "--noinput"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     try:
         untraced = asyncio.run(measure(args, env, traced=False))
         print(f"[bench] untraced: {untraced['rss_kb_per_socket']:.1f} KB RSS per socket", flush=True)
         traced = asyncio.run(measure(args, env, traced=True))
         print(f"[bench] traced: {traced['heap_bytes_per_socket'] / 1024:.1f} KB Python heap per socket", flush=True)
     finally:
-        import redis
-
-        client = redis.Redis.from_url(args.redis_url)
-        for key in client.scan_iter(f"{prefix}*"):
-            client.delete(key)
-        client.close()
+        cleanup_redis(args.redis_url, prefix)
         for path in sorted(workdir.iterdir()):
             path.unlink()
         workdir.rmdir()
@@ -287,14 +232,12 @@ def main() -> None:
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "clients": args.clients,
         "warmup": args.warmup,
-        "code": code_state(),
+        "code": code_summary(),
         "untraced": untraced,
         "traced": traced,
     }
-    (RESULTS / "connection_memory.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "connection_memory.md").write_text(render(report))
-    (RESULTS / "connection_memory.server.log.tmp").unlink(missing_ok=True)
-    print(render(report))
+    SERVER_LOG.unlink(missing_ok=True)
+    write_results("connection_memory", report, render(report))
 
 
 if __name__ == "__main__":

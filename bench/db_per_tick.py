@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Database work and CPU per broadcast tick: the project's broadcaster versus naive per-connection loops.
 
 Two designs, each with N = 10, 100 and 1000 connected WebSocket clients:
@@ -14,7 +13,7 @@ broadcaster (a Django execute wrapper, ``bench/query_probe``), PostgreSQL's own 
 tuple counters for the database, and CPU seconds of the server, the broadcaster and the PostgreSQL
 backends serving the database.
 
-    .venv/bin/python bench/db_per_tick.py [--clients 10,100,1000] [--interval 1] [--window 6]
+    .venv/bin/python -m bench.db_per_tick [--clients 10,100,1000] [--interval 1] [--window 6]
 
 The database (default ``conflict_monitor_bench_ticks``; the name must contain "bench") is created,
 migrated and seeded with 12 h of simulated traffic when it has none from the last 2 hours; the bench
@@ -25,50 +24,50 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import resource
 import secrets
-import signal
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
-import psycopg
 import redis
-from common import RESULTS, VENV_BIN, Service, wait_for_health
-from live_feed import cleanup_redis, code_state, prepare_data, service_env
-from status_latency import (
-    _cpu_model,
-    cpu_plan,
+
+from bench.lib.database import (
+    backend_cpu,
+    database_counters,
     database_name,
-    exit_on_sigterm,
-    free_port,
-    log,
-    pinned_to,
     prepare_schema,
-    write_atomically,
+    refuse_foreign_database,
+    seed_recent,
 )
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from bench.lib.machine import code_state, machine_info
+from bench.lib.processes import (
+    BROADCASTER_COMMAND,
+    Service,
+    as_set,
+    cleanup_redis,
+    cpu_plan,
+    daphne_command,
+    free_port,
+    pinned_to,
+    service_env,
+    wait_for_health,
+)
+from bench.lib.reports import write_results
+from bench.lib.runtime import DEFAULT_REDIS_URL, RESULTS, ROOT, arg_parser, begin, log, raise_nofile
+from bench.lib.wsclient import CountingClients
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/conflict_monitor_bench_ticks"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-HEALTH_PATH = "/api/v1/monitoring/health"
 PROJECT_PATH = "/ws/monitoring/pipeline-status"
 NAIVE_PATH = "/ws/naive-status"
-STATUS_MARK = '"type":"pipeline_status_update"'
 CONNECT_CONCURRENCY = 200
 SETTLE_SECONDS = 1.5
 NOFILE_WANTED = 16384
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser("db_per_tick", __doc__)
     parser.add_argument(
         "--clients",
         type=lambda text: sorted({int(part) for part in text.split(",")}),
@@ -85,56 +84,11 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def refuse_foreign_database(url: str) -> None:
-    name = database_name(url)
-    if "bench" not in name:
-        raise SystemExit(f"refusing to use database {name!r}: point --database-url at a database named *bench*")
-
-
-def raise_nofile() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(NOFILE_WANTED, hard)
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
 # --- Counters ---------------------------------------------------------------------------------
 
 
-def backend_cpu(url: str) -> dict[int, float]:
-    """CPU seconds per PostgreSQL backend connected to the bench database (other than this query's)."""
-    with psycopg.connect(url) as conn:
-        pids = [
-            row[0]
-            for row in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        ]
-    tick = os.sysconf("SC_CLK_TCK")
-    seconds = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended, or PostgreSQL runs elsewhere
-        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick
-    return seconds
-
-
-def database_counters(url: str) -> dict[str, int]:
-    with psycopg.connect(url) as conn:
-        # A fresh snapshot: the statistics are cached per transaction otherwise.
-        conn.execute("SELECT pg_stat_clear_snapshot()")
-        row = conn.execute(
-            "SELECT xact_commit + xact_rollback, tup_returned + tup_fetched FROM pg_stat_database "
-            "WHERE datname = current_database()"
-        ).fetchone()
-    return {"transactions": row[0], "tuples_read": row[1]}
-
-
 class Counters:
-    def __init__(self, url: str, services: dict[str, Service], clients: Clients) -> None:
+    def __init__(self, url: str, services: dict[str, Service], clients: CountingClients) -> None:
         self.url = url
         self.services = services
         self.clients = clients
@@ -175,58 +129,13 @@ def window_result(before: dict[str, Any], after: dict[str, Any], *, ticks: float
     }
 
 
-# --- Clients ----------------------------------------------------------------------------------
-
-
-class Clients:
-    """WebSocket clients that count what they receive; the first one also counts status frames (ticks)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.sockets: list[ClientConnection] = []
-        self.readers: list[asyncio.Task] = []
-        self.frames = 0
-        self.first_client_status_frames = 0
-        self.closed_early = 0
-
-    async def grow(self, total: int) -> float:
-        started = time.perf_counter()
-        semaphore = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-        async def open_one() -> ClientConnection:
-            async with semaphore:
-                return await connect(self.url, compression=None, ping_interval=None, max_size=None, open_timeout=60)
-
-        opened = await asyncio.gather(*(open_one() for _ in range(total - len(self.sockets))))
-        for ws in opened:
-            self.readers.append(asyncio.ensure_future(self._read(ws, first=not self.sockets)))
-            self.sockets.append(ws)
-        return round(time.perf_counter() - started, 2)
-
-    async def _read(self, ws: ClientConnection, *, first: bool) -> None:
-        try:
-            async for text in ws:
-                self.frames += 1
-                if first and STATUS_MARK in text[:80]:
-                    self.first_client_status_frames += 1
-        except ConnectionClosed:
-            self.closed_early += 1
-
-    async def close(self) -> None:
-        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
-        for reader in self.readers:
-            reader.cancel()
-        await asyncio.gather(*self.readers, return_exceptions=True)
+# --- CountingClients ----------------------------------------------------------------------------------
 
 
 # --- Designs ----------------------------------------------------------------------------------
 
 
-def daphne_command(port: int, application: str, *extra: str) -> list[str]:
-    return [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), *extra, application]
-
-
-async def wait_for_status_frames(clients: Clients, count: int, service: Service, timeout: float = 30.0) -> None:
+async def wait_for_status_frames(clients: CountingClients, count: int, service: Service, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while clients.first_client_status_frames < count:
         service.alive()
@@ -235,7 +144,7 @@ async def wait_for_status_frames(clients: Clients, count: int, service: Service,
         await asyncio.sleep(0.05)
 
 
-async def statements_at_each_tick(clients: Clients, broadcaster: Service, stop: asyncio.Event) -> list[int]:
+async def statements_at_each_tick(clients: CountingClients, broadcaster: Service, stop: asyncio.Event) -> list[int]:
     """The broadcaster's statement count each time the first client receives a tick's status frame."""
     readings = []
     seen = clients.first_client_status_frames
@@ -252,15 +161,14 @@ async def measure_design(design: str, args: argparse.Namespace, cpus: tuple[int 
     prefix = f"bench-ticks-{secrets.token_hex(4)}-{design}"
     env = service_env(args.database_url, args.redis_url, prefix=prefix, interval=args.interval)
     port = free_port()
-    server_cpus = None if server_cpu is None else {server_cpu}
-    other_cpus = None if other_cpu is None else {other_cpu}
+    server_cpus, other_cpus = as_set(server_cpu), as_set(other_cpu)
     services: dict[str, Service] = {}
     try:
         extra: tuple[str, ...] = ()
         if design == "project":
             services["broadcaster"] = Service(
                 "broadcaster",
-                [str(VENV_BIN / "python"), "manage.py", "run_broadcaster"],
+                BROADCASTER_COMMAND,
                 env=env,
                 cpus=other_cpus,
                 log_path=RESULTS / "db_per_tick_broadcaster.log.tmp",
@@ -268,7 +176,7 @@ async def measure_design(design: str, args: argparse.Namespace, cpus: tuple[int 
             )
             application, path = "conflict_monitor.asgi:application", PROJECT_PATH
         else:
-            env = {**env, "NAIVE_FEED_INTERVAL": str(args.interval), "PYTHONPATH": str(Path(__file__).parent)}
+            env = {**env, "NAIVE_FEED_INTERVAL": str(args.interval), "PYTHONPATH": str(ROOT / "bench")}
             application, path = "naive_feed:application", NAIVE_PATH
             # A saturated naive server takes longer than daphne's 5 s to accept a socket; dropping the
             # handshake would hide the load instead of measuring it.
@@ -281,8 +189,8 @@ async def measure_design(design: str, args: argparse.Namespace, cpus: tuple[int 
             log_path=RESULTS / f"db_per_tick_{design}_daphne.log.tmp",
             count_queries=True,
         )
-        await asyncio.to_thread(wait_for_health, services["server"], port, HEALTH_PATH)
-        clients = Clients(f"ws://127.0.0.1:{port}{path}")
+        await asyncio.to_thread(wait_for_health, services["server"], port)
+        clients = CountingClients(f"ws://127.0.0.1:{port}{path}", concurrency=CONNECT_CONCURRENCY)
         counters = Counters(args.database_url, services, clients)
         results = []
         try:
@@ -435,15 +343,6 @@ def ratios(project: list[dict[str, Any]], naive: list[dict[str, Any]]) -> list[d
     return out
 
 
-def machine_info() -> dict[str, Any]:
-    names = ("django", "channels", "channels_redis", "daphne", "websockets", "psycopg")
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "versions": {name: metadata.version(name) for name in names},
-    }
-
-
 async def measure(args: argparse.Namespace, cpus: tuple[int | None, int | None]) -> dict[str, Any]:
     project = await measure_design("project", args, cpus)
     naive = await measure_design("naive", args, cpus)
@@ -451,18 +350,16 @@ async def measure(args: argparse.Namespace, cpus: tuple[int | None, int | None])
 
 
 def main() -> None:
-    started = time.perf_counter()
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    started = begin()
     args = parse_args()
     url = args.database_url
-    refuse_foreign_database(url)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    nofile = raise_nofile()
+    refuse_foreign_database(url, "--database-url")
+    nofile = raise_nofile(NOFILE_WANTED)
     if nofile < 2 * max(args.clients) + 200:
         raise SystemExit(f"open-file limit {nofile} is too low for {max(args.clients)} clients")
     redis.Redis.from_url(args.redis_url).ping()
-    schema = prepare_schema(url, refill=False)
-    data = {**prepare_data(url), **schema}
+    schema = prepare_schema(url, by="bench/db_per_tick")
+    data = {**seed_recent(url), **schema}
     server_cpu, other_cpu = cpu_plan()
     with pinned_to(other_cpu):
         measured = asyncio.run(measure(args, (server_cpu, other_cpu)))
@@ -489,15 +386,12 @@ def main() -> None:
             "median_tick_min": min(medians),
             "median_tick_max": max(medians),
         },
-        "machine": machine_info(),
+        "machine": machine_info(packages=("django", "channels", "channels_redis", "daphne", "websockets", "psycopg")),
         "code": code_state(None),
     }
     report["wall_time_seconds"] = round(time.perf_counter() - started, 1)
-    markdown = render_markdown(report)
-    write_atomically(RESULTS / "db_per_tick.json", json.dumps(report, indent=2) + "\n")
-    write_atomically(RESULTS / "db_per_tick.md", markdown)
-    print(markdown)
+    write_results("db_per_tick", report, render_markdown(report))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

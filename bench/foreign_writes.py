@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """What the rollup triggers cost another program's bulk writes, and that they keep the rollups exact.
 
 The hourly rollups are kept by statement-level triggers with transition tables (migration 0004,
@@ -22,7 +21,7 @@ the triggers on, then VACUUM ANALYZEd) before every measurement. After every mai
 independent query compares the rollups with the raw rows per (source, UTC hour): the four sums, the
 report count and the newest timestamp must all be equal, and no group may be missing on either side.
 
-    .venv/bin/python bench/foreign_writes.py [--rows 1000000] [--rounds 3] [--database-url URL]
+    .venv/bin/python -m bench.foreign_writes [--rows 1000000] [--rounds 3] [--database-url URL]
 
 The database (default ``conflict_monitor_bench_foreign``, name must contain "bench") is dropped and
 migrated afresh on every run. Writes bench/results/foreign_writes.{json,md}.
@@ -31,39 +30,34 @@ migrated afresh on every run. Writes bench/results/foreign_writes.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
-from importlib import metadata
 from typing import Any
 
 import psycopg
-from common import RESULTS
-from status_latency import (
+
+from bench.lib.database import (
     COUNT_COLUMNS,
-    _cpu_model,
+    METRIC_COLUMNS,
+    METRICS_TABLE,
+    ROLLUPS_TABLE,
     database_name,
-    exit_on_sigterm,
-    log,
+    pg_settings,
     prepare_schema,
     refuse_foreign_database,
     user_triggers,
-    write_atomically,
 )
+from bench.lib.machine import machine_info, versions
+from bench.lib.reports import write_results
+from bench.lib.runtime import arg_parser, begin, log
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/conflict_monitor_bench_foreign"
-METRICS_TABLE = "monitoring_dataqualitymetric"
-ROLLUPS_TABLE = "monitoring_hourlyrollup"
 TARGET_RATIO = 3.0
 DAYS = 30
 SOURCE_COUNT = 20
 OPERATIONS = ("insert_select", "copy", "update", "delete", "delete_old_half")
 MODES = ("maintained", "baseline")
-COLUMNS = ("timestamp", "source", "metric_type", *COUNT_COLUMNS, "ingested_at")
 
 
 def generated_rows(rows: int, *, first: int = 1) -> str:
@@ -77,10 +71,10 @@ def generated_rows(rows: int, *, first: int = 1) -> str:
 
 
 def insert_statement(rows: int, *, first: int = 1) -> str:
-    return f"INSERT INTO {METRICS_TABLE} ({', '.join(COLUMNS)}) {generated_rows(rows, first=first)}"
+    return f"INSERT INTO {METRICS_TABLE} ({', '.join(METRIC_COLUMNS)}) {generated_rows(rows, first=first)}"
 
 
-COPY_IN = f"COPY {METRICS_TABLE} ({', '.join(COLUMNS)}) FROM STDIN"
+COPY_IN = f"COPY {METRICS_TABLE} ({', '.join(METRIC_COLUMNS)}) FROM STDIN"
 UPDATE = f"UPDATE {METRICS_TABLE} SET geocoding_successes = geocoding_successes / 2 WHERE id % 2 = 0"
 DELETE = f"DELETE FROM {METRICS_TABLE} WHERE id % 2 = 0"
 
@@ -103,7 +97,7 @@ WHERE raw.source IS NULL OR r.source IS NULL
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser("foreign_writes", __doc__)
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per measured statement (default 1 M)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per operation and mode (default 3)")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="dropped and migrated afresh")
@@ -276,21 +270,14 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    started = time.perf_counter()
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    started = begin()
     args = parse_args()
     url = args.database_url
     refuse_foreign_database(url)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    schema = prepare_schema(url, refill=True)
+    schema = prepare_schema(url, refill=True, by="bench/foreign_writes")
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
         triggers = user_triggers(cursor)
-        settings = dict(
-            conn.execute(
-                "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN "
-                "('server_version', 'shared_buffers', 'work_mem', 'synchronous_commit', 'max_wal_size')"
-            ).fetchall()
-        )
+    settings = pg_settings(url, ("server_version", "shared_buffers", "work_mem", "synchronous_commit", "max_wal_size"))
     if not any(name.endswith(".monitoring_rollups_insert") for name in triggers):
         raise SystemExit(f"the rollup triggers are not installed (migration 0004 missing?): {triggers}")
     log(f"measuring {', '.join(OPERATIONS)} of {args.rows:,} rows, {args.rounds} rounds, maintained and baseline")
@@ -313,20 +300,13 @@ def main() -> None:
             "exactness_check": MISMATCHES,
         },
         "operations": operations,
-        "machine": {
-            "nproc": os.cpu_count(),
-            "cpu_model": _cpu_model(),
-            "postgres": settings.pop("server_version"),
-            "postgres_settings": settings,
-            "psycopg": metadata.version("psycopg"),
-        },
+        "machine": machine_info(
+            postgres=settings.pop("server_version"), postgres_settings=settings, **versions("psycopg")
+        ),
     }
     report["wall_time_seconds"] = round(time.perf_counter() - started, 1)
-    markdown = render_markdown(report)
-    write_atomically(RESULTS / "foreign_writes.json", json.dumps(report, indent=2) + "\n")
-    write_atomically(RESULTS / "foreign_writes.md", markdown)
-    print(markdown)
+    write_results("foreign_writes", report, render_markdown(report))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Bulk ingest throughput of ``POST /api/v1/monitoring/metrics`` served by daphne, against a raw COPY.
 
 Serves the real ASGI app with daphne (pinned to one CPU, Redis channel layer so every commit sends
@@ -9,7 +8,7 @@ triggers of migration 0004 in place (checked before measuring): the hourly rollu
 the rollup trigger for the API's inserts and for the COPY alike. After every measurement the database
 must hold exactly the rows sent (count, sums, returned ids) and the hourly rollups must add up to them.
 
-    .venv/bin/python bench/ingest_throughput.py [--rounds 3] [--database-url URL] [--redis-url URL]
+    .venv/bin/python -m bench.ingest_throughput [--rounds 3] [--database-url URL] [--redis-url URL]
 
 The database (default ``conflict_monitor_bench_ingest``, name must contain "bench") is dedicated to
 this bench: its metric and rollup tables are truncated before every measurement. ``DATABASE_URL`` is
@@ -21,45 +20,49 @@ Writes bench/results/ingest_throughput.{json,md}.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
 import secrets
-import signal
 import statistics
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from typing import Any
 
 import psycopg
 import redis
-from common import RESULTS, VENV_BIN, Service, wait_for_health
-from live_feed import cleanup_redis, code_state, create_token
-from status_latency import (
+
+from bench.lib.database import (
     COUNT_COLUMNS,
+    METRIC_COLUMNS,
+    METRICS_TABLE,
+    ROLLUPS_TABLE,
     SOURCES,
-    _cpu_model,
-    cpu_plan,
+    create_token,
     database_name,
-    django_env,
-    exit_on_sigterm,
-    free_port,
-    log,
-    pinned_to,
+    delete_token,
     prepare_schema,
+    refuse_foreign_database,
     user_triggers,
-    write_atomically,
 )
+from bench.lib.http import KeepAliveClient
+from bench.lib.machine import code_state, machine_info, versions
+from bench.lib.processes import (
+    Service,
+    as_set,
+    cleanup_redis,
+    cpu_plan,
+    daphne_command,
+    django_env,
+    free_port,
+    pinned_to,
+    wait_for_health,
+)
+from bench.lib.reports import median, write_results
+from bench.lib.runtime import DEFAULT_REDIS_URL, RESULTS, arg_parser, begin, log
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/conflict_monitor_bench_ingest"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 INGEST_PATH = "/api/v1/monitoring/metrics"
-HEALTH_PATH = "/api/v1/monitoring/health"
-METRICS_TABLE = "monitoring_dataqualitymetric"
-ROLLUPS_TABLE = "monitoring_hourlyrollup"
 TARGET_ROWS_PER_SECOND = 10_000
 SEED = 20261202
 
@@ -74,11 +77,10 @@ CASES = (
     ("5000 + Idempotency-Key", 5000, 8, True),
 )
 WARMUP_REQUESTS = 5
-COPY_COLUMNS = ("timestamp", "source", "metric_type", *COUNT_COLUMNS, "ingested_at")
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arg_parser("ingest_throughput", __doc__)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every case (default 3; medians need 3+)")
     parser.add_argument(
         "--database-url",
@@ -90,15 +92,6 @@ def parse_args() -> argparse.Namespace:
     if args.rounds < 3:
         parser.error("--rounds must be at least 3 (the figures are medians of rounds)")
     return args
-
-
-def refuse_foreign_database(url: str) -> None:
-    name = database_name(url)
-    if "bench" not in name:
-        raise SystemExit(
-            f"refusing to use database {name!r}: the bench truncates its metric tables; "
-            "point --database-url at a database whose name contains 'bench'"
-        )
 
 
 # --- Data -------------------------------------------------------------------------------------
@@ -178,34 +171,23 @@ def summarize(latencies_ms: list[float], rows: int, seconds: float, cpu_seconds:
     }
 
 
-class IngestClient:
-    """One keep-alive connection; counts reconnects so a server that drops keep-alive shows up."""
+class IngestClient(KeepAliveClient):
+    """One keep-alive connection POSTing with the ingest token."""
 
     def __init__(self, port: int, key: str) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.headers = {"Authorization": f"Token {key}", "Content-Type": "application/json"}
-        self.requests = 0
-        self.reconnects = 0
+        super().__init__(
+            port, timeout=120, headers={"Authorization": f"Token {key}", "Content-Type": "application/json"}
+        )
 
     def post(self, body: bytes, idempotency_key: str | None) -> tuple[float, list[int]]:
-        if self.requests and self.conn.sock is None:
-            self.reconnects += 1
-        headers = self.headers if idempotency_key is None else {**self.headers, "Idempotency-Key": idempotency_key}
-        started = time.perf_counter()
-        self.conn.request("POST", INGEST_PATH, body=body, headers=headers)
-        response = self.conn.getresponse()
-        payload = response.read()
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        self.requests += 1
+        headers = None if idempotency_key is None else {"Idempotency-Key": idempotency_key}
+        elapsed_ms, response, payload = self.request("POST", INGEST_PATH, body=body, headers=headers)
         if response.status != 201:
             raise RuntimeError(f"POST answered {response.status}: {payload[:500]!r}")
         answer = json.loads(payload)
         if response.getheader("Idempotent-Replayed") or answer["created"] != len(answer["ids"]):
             raise RuntimeError(f"unexpected ingest answer: {payload[:300]!r}")
         return elapsed_ms, answer["ids"]
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def measure_api(client: IngestClient, daphne: Service, bodies: list[bytes], rows: int, keyed: bool):
@@ -239,7 +221,7 @@ def copy_rows(batches: list[list[dict[str, Any]]]) -> list[list[tuple]]:
 
 def measure_copy(url: str, batches: list[list[tuple]], rows: int) -> dict[str, Any]:
     """One COPY and one commit per batch over one connection: the least a batch can cost."""
-    statement = f"COPY {METRICS_TABLE} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
+    statement = f"COPY {METRICS_TABLE} ({', '.join(METRIC_COLUMNS)}) FROM STDIN"
     latencies = []
     with psycopg.connect(url) as conn:
         started = time.perf_counter()
@@ -305,20 +287,16 @@ def run_rounds(args: argparse.Namespace, url: str, key: str, daphne: Service, po
             "idempotency_key": keyed,
             "api_rounds": api_rounds,
             "copy_rounds": copy_rounds,
-            "api_rows_per_second": _median(a["rows_per_second"] for a in api_rounds),
-            "api_p50_ms": _median(a["p50_ms"] for a in api_rounds),
-            "api_p99_ms": _median(a["p99_ms"] for a in api_rounds),
-            "server_cpu_us_per_row": _median(a["server_cpu_us_per_row"] for a in api_rounds),
-            "copy_rows_per_second": _median(c["rows_per_second"] for c in copy_rounds),
-            "copy_p50_ms": _median(c["p50_ms"] for c in copy_rounds),
+            "api_rows_per_second": median(a["rows_per_second"] for a in api_rounds),
+            "api_p50_ms": median(a["p50_ms"] for a in api_rounds),
+            "api_p99_ms": median(a["p99_ms"] for a in api_rounds),
+            "server_cpu_us_per_row": median(a["server_cpu_us_per_row"] for a in api_rounds),
+            "copy_rows_per_second": median(c["rows_per_second"] for c in copy_rounds),
+            "copy_p50_ms": median(c["p50_ms"] for c in copy_rounds),
             "ratio_api_to_copy_per_round": per_round_ratio,
-            "ratio_api_to_copy": _median(per_round_ratio),
+            "ratio_api_to_copy": median(per_round_ratio),
         }
     return {"cases": cases, "client": {"requests": client.requests, "reconnects": client.reconnects}}
-
-
-def _median(values) -> float:
-    return round(statistics.median(list(values)), 3)
 
 
 # --- Report -----------------------------------------------------------------------------------
@@ -380,28 +358,24 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def machine_info(url: str) -> dict[str, Any]:
+def ingest_machine_info(url: str) -> dict[str, Any]:
     with psycopg.connect(url) as conn:
         server = conn.execute("SHOW server_version").fetchone()[0]
         synchronous_commit = conn.execute("SHOW synchronous_commit").fetchone()[0]
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": _cpu_model(),
-        "postgres": server,
-        "synchronous_commit": synchronous_commit,
-        "versions": {name: metadata.version(name) for name in ("django", "djangorestframework", "daphne", "psycopg")},
-    }
+    return machine_info(
+        postgres=server,
+        synchronous_commit=synchronous_commit,
+        versions=versions("django", "djangorestframework", "daphne", "psycopg"),
+    )
 
 
 def main() -> None:
-    started = time.perf_counter()
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    started = begin()
     args = parse_args()
     url = args.database_url
-    refuse_foreign_database(url)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    refuse_foreign_database(url, "--database-url")
     redis.Redis.from_url(args.redis_url).ping()
-    schema = prepare_schema(url, refill=False)
+    schema = prepare_schema(url, by="bench/ingest_throughput")
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
         triggers = [name.split(".", 1)[1] for name in user_triggers(cursor) if name.startswith(METRICS_TABLE + ".")]
     if "monitoring_rollups_insert" not in triggers:
@@ -418,16 +392,15 @@ def main() -> None:
         "CHANNEL_LAYER_PREFIX": prefix,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
     }
-    command = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "conflict_monitor.asgi:application"]
     daphne = Service(
         "daphne",
-        command,
+        daphne_command(port, "conflict_monitor.asgi:application"),
         env=env,
-        cpus=None if server_cpu is None else {server_cpu},
+        cpus=as_set(server_cpu),
         log_path=RESULTS / "ingest_throughput_daphne.log.tmp",
     )
     try:
-        wait_for_health(daphne, port, HEALTH_PATH)
+        wait_for_health(daphne, port)
         with pinned_to(client_cpu):
             measured = run_rounds(args, url, key, daphne, port)
     finally:
@@ -435,7 +408,7 @@ def main() -> None:
         cleanup_redis(args.redis_url, prefix)
         with psycopg.connect(url) as conn:
             conn.execute("DELETE FROM monitoring_idempotencyrecord")
-            conn.execute("DELETE FROM monitoring_ingesttoken WHERE name = %s", [token_name])
+        delete_token(url, token_name)
     report = {
         "benchmark": "ingest_throughput",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -449,15 +422,12 @@ def main() -> None:
         "schema": schema,
         "triggers": triggers,
         **measured,
-        "machine": machine_info(url),
+        "machine": ingest_machine_info(url),
         "code": code_state(None),
     }
     report["wall_time_seconds"] = round(time.perf_counter() - started, 1)
-    markdown = render_markdown(report)
-    write_atomically(RESULTS / "ingest_throughput.json", json.dumps(report, indent=2) + "\n")
-    write_atomically(RESULTS / "ingest_throughput.md", markdown)
-    print(markdown)
+    write_results("ingest_throughput", report, render_markdown(report))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference fan-out server for ``live_feed.py``: the least a WebSocket broadcast can cost in Python.
+"""Reference fan-out server for ``bench/live_feed``: the least a WebSocket broadcast can cost in Python.
 
 Subscribes to one Redis pub/sub channel and hands every message to ``websockets.broadcast()`` for all
 open connections, unchanged (a text frame). A new connection first gets the latest message, like

@@ -1,5 +1,6 @@
 """Real Chromium against real servers: daphne A serves the page and the API, daphne B the live feed, one
-broadcaster publishes, all on the test database and the local Redis (``tests/integration/cluster.py``)."""
+broadcaster publishes, all on the test database and the local Redis (``tests/integration/cluster.py``, whose
+processes are the bench library's ``bench.lib.processes.Service``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
+from bench.lib.database import manage
 from tests.integration.cluster import ROOT, Cluster, free_port, running_cluster
 
 CHROMIUM = "/usr/bin/chromium"
@@ -90,12 +90,8 @@ class Servers:
 
 def collect_static(root: Path) -> None:
     """What the production image does at build time: the servers then serve the page's files as deployed."""
-    subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
-        cwd=ROOT,
-        env={**os.environ, "STATIC_ROOT": str(root), "DJANGO_SETTINGS_MODULE": "conflict_monitor.settings"},
-        check=True,
-    )
+    env = {**os.environ, "STATIC_ROOT": str(root), "DJANGO_SETTINGS_MODULE": "conflict_monitor.settings"}
+    manage("", "collectstatic", "--noinput", "--verbosity", "0", env=env)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""GC probe for the profile round of ``bench/live_feed.py`` (on PYTHONPATH of that daphne only).
+"""GC probe for the profile round of ``bench/live_feed`` (on PYTHONPATH of that daphne only).
 
 Totals the time the cyclic garbage collector runs, per generation, through ``gc.callbacks``; on
 SIGUSR1 the totals so far are written as JSON to $LIVE_FEED_GC_PROBE. Does nothing without that

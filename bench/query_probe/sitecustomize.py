@@ -1,4 +1,5 @@
-"""SQL statement counter for ``bench/db_per_tick.py`` (on PYTHONPATH of the measured processes only).
+"""SQL statement counter for ``bench/db_per_tick.py`` (on PYTHONPATH of the measured processes only, put there by
+``bench.lib.processes.Service(count_queries=True)``).
 
 Every Django database connection the process opens gets an execute wrapper that counts statements
 (``executemany`` counts once, as one round trip). On SIGUSR1 the total so far is written as JSON to

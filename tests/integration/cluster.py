@@ -1,13 +1,13 @@
-"""Real processes for multi-process tests: daphne servers and broadcasters sharing Redis and PostgreSQL."""
+"""Real processes for multi-process tests: daphne servers and broadcasters sharing Redis and PostgreSQL.
+
+The processes are ``bench.lib.processes.Service`` (the benchmarks' own: a log per process, SIGTERM then
+SIGKILL); ``ROOT`` and ``free_port`` are the bench library's, importable from here as before."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,24 +17,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench.lib.processes import BROADCASTER_COMMAND, Service, answers, cleanup_redis, free_port, server_command
+from bench.lib.runtime import ROOT
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["ROOT", "Cluster", "free_port", "running_cluster"]
 
 
 @dataclass
 class Cluster:
     env: dict[str, str]
     logs: Path
-    servers: dict[str, tuple[subprocess.Popen, int]] = field(default_factory=dict)
-    broadcasters: list[subprocess.Popen] = field(default_factory=list)
+    # Service has the Popen calls the tests use: poll(), send_signal(), pid.
+    servers: dict[str, tuple[Service, int]] = field(default_factory=dict)
+    broadcasters: list[Service] = field(default_factory=list)
     broadcaster_metric_ports: list[int] = field(default_factory=list)
 
     @classmethod
@@ -58,36 +55,29 @@ class Cluster:
     def prefix(self) -> str:
         return self.env["CHANNEL_LAYER_PREFIX"]
 
-    def _spawn(self, name: str, argv: list[str], **env: str) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 (lives as long as the process)
-        return subprocess.Popen(argv, cwd=ROOT, env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT)
+    def _spawn(self, name: str, argv: list[str], **env: str) -> Service:
+        return Service(name, argv, env={**self.env, **env}, log_path=self.logs / f"{name}.log")
 
     def start_server(self, name: str, *, port: int | None = None) -> int:
         """Start daphne ``name`` on ``port`` (a free one by default; pass the old port to restart in place)."""
         port = port or free_port()
-        argv = [sys.executable, "-m", "conflict_monitor.serve", "-b", "127.0.0.1", "-p", str(port)]
-        argv.append("conflict_monitor.asgi:application")
-        self.servers[name] = (self._spawn(name, argv), port)
+        self.servers[name] = (self._spawn(name, server_command(port)), port)
         return port
 
     def stop_server(self, name: str, *, sig: signal.Signals = signal.SIGTERM) -> int:
         """Stop daphne ``name`` with ``sig`` (SIGKILL after 10 s); returns its port for a restart."""
         process, port = self.servers.pop(name)
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process.stop(10, sig=sig)
         return port
 
-    def start_broadcaster(self, **env: str) -> subprocess.Popen:
+    def start_broadcaster(self, **env: str) -> Service:
         """A broadcaster with its own metrics port (``broadcaster_metric`` reads it); ``env`` adds to the
         cluster's environment for this process only (e.g. a webhook URL only the broadcaster has)."""
         port = free_port()
-        argv = [sys.executable, "manage.py", "run_broadcaster"]
         process = self._spawn(
-            f"broadcaster-{len(self.broadcasters)}", argv, **{**env, "MONITORING_BROADCASTER_METRICS_PORT": str(port)}
+            f"broadcaster-{len(self.broadcasters)}",
+            BROADCASTER_COMMAND,
+            **{**env, "MONITORING_BROADCASTER_METRICS_PORT": str(port)},
         )
         self.broadcasters.append(process)
         self.broadcaster_metric_ports.append(port)
@@ -98,12 +88,10 @@ class Cluster:
         for name, (process, port) in self.servers.items():
             while True:
                 assert process.poll() is None, f"{name} exited:\n{self.log_tail(name)}"
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/monitoring/health", timeout=2):
-                        break
-                except OSError:
-                    assert time.monotonic() < deadline, f"{name} never became healthy:\n{self.log_tail(name)}"
-                    time.sleep(0.2)
+                if answers(port):
+                    break
+                assert time.monotonic() < deadline, f"{name} never became healthy:\n{self.log_tail(name)}"
+                time.sleep(0.2)
 
     def port(self, name: str) -> int:
         return self.servers[name][1]
@@ -120,10 +108,7 @@ class Cluster:
     def rss_mb(self, name: str) -> float:
         """Server ``name``'s resident memory, from /proc."""
         process, _ = self.servers[name]
-        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError(f"no VmRSS for {name}")
+        return process.rss_bytes() / 2**20
 
     def metric(self, name: str, sample: str, **labels: str) -> float:
         """One sample of server ``name``'s ``GET /metrics`` (0 when the series is absent)."""
@@ -161,15 +146,10 @@ class Cluster:
 
     def stop(self) -> None:
         processes = [p for p, _ in self.servers.values()] + self.broadcasters
+        for process in processes:  # all at once, then wait for each
+            process.signal_if_running(signal.SIGTERM)
         for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.wait_stopped(10)
 
 
 @contextmanager
@@ -201,7 +181,4 @@ def running_cluster(
         yield cluster
     finally:
         cluster.stop()
-        client = redis.Redis.from_url(redis_url)
-        for key in client.scan_iter(f"{cluster.prefix}*"):
-            client.delete(key)
-        client.close()
+        cleanup_redis(redis_url, cluster.prefix)
