@@ -20,7 +20,8 @@ from monitoring.feed.delivery import Delivery, Out
 from monitoring.feed.fanout import get_fanout
 from monitoring.feed.frames import Frame
 from monitoring.feed.ordering import InOrder
-from monitoring.services.feed import FeedReader, ensure_status_frame, snapshot_frames
+from monitoring.feed.requests import Requests
+from monitoring.services.feed import FeedReader
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,15 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         self.fanout = get_fanout()
         self.delivery = Delivery(reader=FeedReader(), history_limit=settings.WEBSOCKET_HISTORY_LENGTH)
         self.order = InOrder(delivery=self.delivery, send=self._emit, bound=settings.WEBSOCKET_HISTORY_LENGTH)
+        self.requests = Requests(
+            delivery=self.delivery,
+            source=FeedReader(),
+            fanout=self.fanout,
+            member=self,
+            send=self._emit,
+            refuse=self._refuse,
+            max_topics=settings.WEBSOCKET_MAX_TOPICS,
+        )
         self.guard = guard.InputGuard.configured(settings)
         if settings.WEBSOCKET_EMBEDDED_BROADCASTER:
             ensure_embedded_broadcaster()
@@ -77,7 +87,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             resume = None
         try:
             async with self.order.alone():
-                await self._subscribe(events.STATUS_TOPIC, resume=resume, reply=False)
+                await self.requests.subscribe(events.STATUS_TOPIC, resume=resume, reply=False)
         except Exception:
             logger.warning("live feed unavailable at connect; asking the client to reconnect", exc_info=True)
             await self.close(code=events.CLOSE_RECONNECT)
@@ -139,10 +149,6 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             self.closing = True
             logger.debug("a frame could not be sent; the socket is closing", exc_info=True)
 
-    async def _send_all(self, items: list[Out]) -> None:
-        for item in items:
-            await self._emit(item)
-
     # --- client -> server ---------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
         message = self.guard.parse(text_data)
@@ -151,7 +157,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             async with self.order.alone():
-                await self._handle(message)
+                await self.requests.handle(message)
         except Exception:
             logger.exception("live feed request %s failed", message.type)
             await self._error(events.UNAVAILABLE, "The feed could not answer right now; retry shortly.", message.type)
@@ -171,60 +177,3 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         await self._send(
             events.error(epoch=self.delivery.epoch(), code=code, message=message, request_type=request_type)
         )
-
-    async def _handle(self, message: events.ClientMessage) -> None:
-        epoch = self.delivery.epoch()
-        if message.type == events.PING:
-            await self._send(events.pong(epoch=epoch, echo=message.echo))
-        elif message.type == events.SUBSCRIBE:
-            await self._subscribe(message.topic, resume=None, reply=True)
-        elif message.type == events.UNSUBSCRIBE:
-            if self.delivery.drop(message.topic):
-                await self.fanout.leave(self, message.topic)
-            await self._send(events.unsubscribed(epoch=epoch, topic=message.topic, topics=self.delivery.topics()))
-        elif message.type == events.GET_STATUS:
-            await self._send((await ensure_status_frame()).text)
-            await self._send_stale_notice()
-        elif message.type == events.GET_ALERTS:
-            # The latest full-state frame (``alerts_update``), never a single alert change.
-            frames = await snapshot_frames(topic=events.ALERTS_TOPIC)
-            if frames:
-                await self._send(frames[0].text)
-            else:
-                await self._error(events.UNAVAILABLE, "Nothing published on alerts yet.")
-        elif message.type == events.RESUME:
-            if message.topic not in self.delivery.cursors:
-                await self._refuse(
-                    guard.Refusal(events.UNKNOWN_TOPIC, f"Not subscribed to {message.topic!r}.", "resume")
-                )
-                return
-            await self._resume(message.topic, since_seq=message.since_seq, epoch=message.epoch)
-
-    async def _subscribe(self, topic: str, *, resume: tuple[int, str] | None, reply: bool) -> None:
-        if topic not in self.delivery.cursors:
-            if len(self.delivery.cursors) >= settings.WEBSOCKET_MAX_TOPICS:
-                await self._refuse(
-                    guard.Refusal(events.INVALID_MESSAGE, "Too many topics on one connection.", "subscribe")
-                )
-                return
-            await self.fanout.join(topic, self)
-            self.delivery.follow(topic)
-        if reply:
-            await self._send(events.subscribed(epoch=self.delivery.epoch(), topic=topic, topics=self.delivery.topics()))
-        if resume is not None:
-            await self._resume(topic, since_seq=resume[0], epoch=resume[1])
-        else:
-            await self._send_all(await self.delivery.snapshot(topic))
-        if topic == events.STATUS_TOPIC:
-            await self._send_stale_notice()
-
-    async def _resume(self, topic: str, *, since_seq: int, epoch: str) -> None:
-        result = await self.delivery.resume(topic, since_seq=since_seq, epoch=epoch)
-        telemetry.WS_RESUMES.labels(outcome=result.outcome).inc()
-        await self._send_all(result.out)
-
-    async def _send_stale_notice(self) -> None:
-        """After the status a client starts from: whether that status is current (see feed.staleness)."""
-        text = self.fanout.status_notice()
-        if text is not None:
-            await self._send(text)

@@ -98,8 +98,8 @@ async def latest_frame(*, topic: str) -> Frame | None:
 
 
 class FeedReader:
-    """What a connection's delivery engine reads: the store's history and latest frame, and the
-    snapshot, which publishes the first status when nothing was published yet."""
+    """What a connection reads (``feed.delivery.Reader``, ``feed.requests.Source``): the store's history
+    and latest frame, and the snapshots, which publish the first status when nothing was published yet."""
 
     async def since(self, *, topic: str, epoch: str, since_seq: int, limit: int) -> History:
         return await get_store().since(topic=topic, epoch=epoch, since_seq=since_seq, limit=limit)
@@ -109,6 +109,9 @@ class FeedReader:
 
     async def latest(self, *, topic: str) -> Frame | None:
         return await latest_frame(topic=topic)
+
+    async def status_frame(self) -> Frame:
+        return await ensure_status_frame()
 
 
 async def snapshot_frames(*, topic: str) -> list[Frame]:
