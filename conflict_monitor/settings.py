@@ -193,7 +193,7 @@ REST_FRAMEWORK = {
     ],
     # "<requests>/<second|minute|hour|day>", or "off". Defaults leave room for the project's own
     # benches (bench/ingest_throughput.py sends ~1,000 requests with one token within a minute;
-    # bench/status_latency.py ~500 anonymous reads).
+    # bench/status_latency ~500 anonymous reads).
     "DEFAULT_THROTTLE_RATES": {
         "ingest": env_str("API_THROTTLE_INGEST", "1200/min"),
         "user": env_str("API_THROTTLE_USER", "1200/min"),
@@ -248,6 +248,8 @@ SPECTACULAR_SETTINGS = {
 MONITORING_PUBLIC_READ = env_bool("MONITORING_PUBLIC_READ", DEBUG)
 # Bearer token a Prometheus scraper sends to GET /metrics; unset: /metrics follows MONITORING_PUBLIC_READ.
 MONITORING_METRICS_TOKEN = env_str("MONITORING_METRICS_TOKEN", "")
+# /metrics/pipeline exports at most this many sources (worst first), bounding Prometheus cardinality.
+MONITORING_PIPELINE_METRICS_MAX_SOURCES = env_int("MONITORING_PIPELINE_METRICS_MAX_SOURCES", 200, minimum=1)
 # run_broadcaster serves its own metrics here (0: not served); loopback unless told otherwise.
 MONITORING_BROADCASTER_METRICS_PORT = env_int("MONITORING_BROADCASTER_METRICS_PORT", 9101, minimum=0)
 MONITORING_BROADCASTER_METRICS_ADDR = env_str("MONITORING_BROADCASTER_METRICS_ADDR", "127.0.0.1")

@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from monitoring.telemetry_views import metrics
+from monitoring.telemetry_views import metrics, pipeline_metrics
 from monitoring.views import dashboard
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/monitoring/", include("monitoring.api.urls")),
     path("metrics", metrics, name="metrics"),
+    path("metrics/pipeline", pipeline_metrics, name="pipeline-metrics"),
     path("", dashboard, name="dashboard"),
 ]
 
