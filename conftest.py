@@ -24,7 +24,10 @@ def _fresh_cache() -> None:
     """Cached results (anomaly findings, tickets) never leak from one test into the next."""
     from django.core.cache import cache
 
+    from monitoring.anomaly.series import reset_detectors
+
     cache.clear()
+    reset_detectors()
 
 
 @pytest.fixture

@@ -239,6 +239,8 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "monitoring.models.PipelineRun.Status",
         "FinishedRunStatusEnum": "monitoring.services.runs.FINISHED",
         "AnomalyDirectionEnum": "monitoring.api.documents.ANOMALY_DIRECTIONS",
+        "AnomalyReadinessStateEnum": "monitoring.api.documents.ANOMALY_READINESS_STATES",
+        "StateEnum": "monitoring.models.Alert.State",
         "TrendDirectionEnum": "monitoring.api.documents.TREND_DIRECTIONS",
     },
 }
@@ -369,10 +371,9 @@ MONITORING_ALERT_RULES = [
 # meanwhile the staleness and failure alert rules do not page for it.
 MONITORING_ONBOARDING_HOURS = env_int("MONITORING_ONBOARDING_HOURS", 24, minimum=0)
 # Anomaly detection on hourly rollups (see docs/anomaly-detection.md).
-MONITORING_ANOMALY_SENSITIVITY = env_float("MONITORING_ANOMALY_SENSITIVITY", 4.0, minimum=0.1)
+MONITORING_ANOMALY_SENSITIVITY = env_float("MONITORING_ANOMALY_SENSITIVITY", 4.5, minimum=0.1)
 MONITORING_ANOMALY_TRAINING_DAYS = env_int("MONITORING_ANOMALY_TRAINING_DAYS", 14, minimum=1)
-MONITORING_ANOMALY_MIN_ATTEMPTS = env_int("MONITORING_ANOMALY_MIN_ATTEMPTS", 30, minimum=1)
-# Findings only change with a new hour or a late report, but cost ~0.2 s per source set to compute.
+# The fed detectors are kept per process; the current hour's judgement is shared this long (0: every call).
 MONITORING_ANOMALY_CACHE_SECONDS = env_int("MONITORING_ANOMALY_CACHE_SECONDS", 60, minimum=0)
 # Webhook for new critical/high alerts and their resolution (unset: no notifications).
 MONITORING_WEBHOOK_URL = env_str("MONITORING_WEBHOOK_URL")

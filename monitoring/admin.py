@@ -13,10 +13,21 @@ from monitoring.models import (
     NotificationGroup,
     PipelineRun,
     Silence,
+    SourceSettings,
 )
 from monitoring.selectors import rate
 from monitoring.services.alerts import InvalidTransition, acknowledge_alert, apply_silences, resolve_alert
 from monitoring.services.silences import target_errors
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the application writes: shown (and deleted, or acted on), never added or edited by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(DataQualityMetric)
@@ -40,11 +51,6 @@ class DataQualityMetricAdmin(admin.ModelAdmin):
 
     # Metrics are the pipeline's record: rollups and alerts were computed from them, so the admin
     # shows them but does not add, change or delete them (retention is prune_metrics' job).
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -96,7 +102,7 @@ class PipelineRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(IngestToken)
-class IngestTokenAdmin(admin.ModelAdmin):
+class IngestTokenAdmin(ReadOnlyAdmin):
     list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
     search_fields = ["name", "prefix"]
     readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
@@ -114,17 +120,11 @@ class IngestTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "token", "key", "response_status"]
     list_select_related = ["token"]
     search_fields = ["key"]
     ordering = ["-created_at"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class AlertEventInline(admin.TabularInline):
@@ -180,6 +180,13 @@ class AlertAdmin(admin.ModelAdmin):
     @admin.action(description="Resolve selected alerts")
     def resolve(self, request, queryset) -> None:
         self._apply(request, queryset, resolve_alert, "resolve")
+
+
+@admin.register(SourceSettings)
+class SourceSettingsAdmin(admin.ModelAdmin):
+    list_display = ["source", "timezone"]
+    list_editable = ["timezone"]
+    search_fields = ["source"]
 
 
 @admin.register(AlertRule)
@@ -280,16 +287,10 @@ class NotificationDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationGroup)
-class NotificationGroupAdmin(admin.ModelAdmin):
+class NotificationGroupAdmin(ReadOnlyAdmin):
     """Read-only: the sender keeps these rows (timers, the Slack message being edited)."""
 
     list_display = ["key", "open", "due_at", "repeat_at", "last_sent_at", "notices_sent", "slack_ts"]
     list_filter = ["open"]
     search_fields = ["key"]
     ordering = ["key"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

@@ -12,6 +12,7 @@ assigned once by the publisher. Direct replies (pong, error, ...) carry ``topic:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ STATUS_TOPIC = "status"
 ALERTS_TOPIC = "alerts"
 SOURCE_TOPIC_PREFIX = "source:"
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+_MAX_GROUP_NAME = 100  # channel layers refuse group names of 100 characters or more
 
 # --- Server -> client types (from monitoring.protocol) ---------------------------------------------
 PIPELINE_STATUS_UPDATE = protocol.PipelineStatusUpdate.TYPE
@@ -119,8 +121,13 @@ def source_topic(source: str) -> str:
 
 
 def group_name(topic: str) -> str:
-    """Channel-layer group for a topic (group names allow only ASCII letters, digits, '-', '_', '.')."""
-    return "feed." + re.sub(r"[^A-Za-z0-9_.-]", lambda m: f"-{ord(m.group()):02x}", topic)
+    """Channel-layer group for a topic: one per topic (no two topics share one), within what group names
+    allow (ASCII letters, digits, '-', '_', '.', fewer than 100 characters). Every other character,
+    '-' included, is escaped as '-' and its two hex digits; a name too long for that is hashed."""
+    name = "feed." + re.sub(r"[^A-Za-z0-9_.]", lambda m: f"-{ord(m.group()):02x}", topic)
+    if len(name) < _MAX_GROUP_NAME:
+        return name
+    return "feed.h." + hashlib.sha256(topic.encode()).hexdigest()
 
 
 def encode(value: Any) -> str:

@@ -1,7 +1,7 @@
 """Writes what ``monitoring.protocol`` defines into the docs: the message tables of
 ``docs/protocol.md`` (between ``<!-- protocol:NAME -->`` markers) and ``docs/protocol.schema.json``.
 
-``python -m monitoring.protocol_docs`` rewrites both; ``monitoring/tests/test_protocol.py`` fails when
+``python -m monitoring.protocol_docs`` rewrites both; ``monitoring/tests/test_protocol_docs.py`` fails when
 either is behind the classes.
 """
 

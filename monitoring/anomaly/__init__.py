@@ -1,6 +1,7 @@
-"""Anomaly detection on per-source volume and data-quality rates (issue 4, point 3).
+"""Anomaly detection on per-source volume and data-quality rates (issues 4 and 18).
 
-``detector``, ``synthetic`` and ``evaluation`` are pure Python and import nothing from Django, so the
-evaluation script runs without settings; ``series.recent_anomalies`` reads the hourly rollups.
-Method and measured precision/recall: ``docs/anomaly-detection.md``.
+``contract`` is the interface, ``streaming`` (with ``seasonal``, ``rates``, ``cusum``) the detector,
+``synthetic`` and ``evaluation`` its development world and scoring: pure Python, no Django.
+``series`` feeds the live detectors from the hourly rollups and ``tuning`` replays the stored history.
+Method and measured figures: ``docs/anomaly-detection.md``.
 """

@@ -11,7 +11,9 @@ Driving rules (the caller's side):
   is passed as zero counts); it returns the findings for that closed hour;
 - ``judge_partial`` may be called any number of times for the hour after the last observed one, with
   the counts so far and the share of the hour elapsed; it judges what has arrived against what should
-  have arrived by now, and must not change the detector's state (the hour is observed when it closes).
+  have arrived by now. It may note what had arrived by that fraction (a detector can learn a source's
+  arrival within the hour from it when the hour closes) but must not change how closed hours are
+  judged: those are judged when ``observe`` is called.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class Readiness:
 class Detector(Protocol):
     def observe(self, counts: HourCounts) -> list[Finding]: ...
 
-    def judge_partial(self, counts: HourCounts, *, fraction: float) -> list[Finding]: ...
+    def judge_partial(self, counts: HourCounts, *, fraction: float) -> list[Finding]: ...  # see the rules above
 
     def readiness(self) -> Readiness: ...
 

@@ -1,238 +1,243 @@
-"""Walk-forward evaluation of the detectors on labelled synthetic data (``bench/anomaly_eval.py``).
+"""Event-level evaluation of a detector on the development world (:mod:`monitoring.anomaly.synthetic`).
 
-Every hour after the first training window is judged from the ``training_days`` hours strictly
-before it, the way the live selector judges the last complete hour: nothing from the future leaks
-into a baseline. Scoring is per (source, metric, hour):
+The detector is driven exactly as the live selector drives it (:mod:`monitoring.anomaly.contract`):
+per source, each hour is judged while it fills (``judge_partial`` at 25, 50 and 75 %) and then
+observed when it closes. A finding is stamped with the moment it was made: hour index + fraction.
 
-- true positive: a labelled hour flagged in the direction of its anomaly (drop, outage, collapse and
-  drift go down; spike goes up);
-- false positive: an unlabelled hour flagged, or a labelled one flagged the wrong way;
-- false negative: a labelled hour not flagged, including hours the detector refuses to judge (under
-  the minimum sample): the guard's cost is counted, not hidden;
-- early drift hours (shift below the threshold of ``synthetic``) count neither way.
+Scoring is per event, the way an operator lives with it:
 
-Per-kind figures come from data sets that hold only that kind on the same background (same seed),
-so a kind's precision includes the false alarms it provokes and the background's, never another
-kind's. ``clean`` has no injection at all: its false positives are the pure false-alarm rate.
+- an *alarm* is a run of findings on one source with no gap longer than :data:`ALARM_GAP` hours; it is
+  true when one of its findings lies inside an incident of that source (from its start to
+  :data:`GRACE` hours after its end), false otherwise; precision = true alarms / alarms;
+- an incident is *detected* when a finding of its metric and direction lies inside it (same window);
+  recall = detected / incidents; delay = first such finding's moment − the incident's start;
+- per incident kind: recall, median delay, and F1 of that recall with the world's precision (a false
+  alarm cannot be attributed to a kind).
+
+Per-kind figures come from worlds holding only that kind on the same background (same seed), so a
+kind's precision counts the background's false alarms too; ``clean`` holds no incident at all.
 """
 
 from __future__ import annotations
 
+import math
+import random
+import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
-from monitoring.anomaly.detector import (
-    METRICS,
-    ZSCORE_THRESHOLD,
-    DetectorConfig,
-    Estimate,
-    Point,
-    points,
-    robust_estimate,
-    training_window,
-    zscore_estimate,
-)
-from monitoring.anomaly.synthetic import DRIFT, KINDS, SPIKE, Dataset, generate
+from monitoring.anomaly.contract import LEARNING, READY, Detector, Finding, Readiness
+from monitoring.anomaly.detector import DROP, RATE_METRICS, SPIKE, VOLUME, HourCounts
+from monitoring.anomaly.synthetic import KINDS, Incident, Profile, World, generate, partial_counts
 
-Estimator = Callable[..., Estimate | None]
-Key = tuple[str, str, Any]
-
-ROBUST = "robust"
-ROBUST_DAILY = "robust_daily_only"
-ZSCORE = "zscore"
+FRACTIONS = (0.25, 0.5, 0.75)
+ALARM_GAP = 3.0
+GRACE = 2.0
 CLEAN = "clean"
 MIXED = "mixed"
-DEFAULT_SWEEP = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+STREAMING = "streaming"
+ZSCORE = "zscore"
 
 
-def detectors(*, config: DetectorConfig) -> dict[str, tuple[Estimator, DetectorConfig, float]]:
-    """Name → (estimator, its config, flagging threshold). ``robust_daily_only`` drops the weekday term."""
-    return {
-        ROBUST: (robust_estimate, config, config.sensitivity),
-        ROBUST_DAILY: (robust_estimate, replace(config, weekly=False), config.sensitivity),
-        ZSCORE: (zscore_estimate, config, ZSCORE_THRESHOLD),
-    }
+@dataclass(frozen=True)
+class Stamped:
+    source: str
+    at: float  # hour index + fraction when the finding was made
+    finding: Finding
 
 
-def score_series(
-    *, estimator: Estimator, metric: str, series: Sequence[Point], training_days: int, config: DetectorConfig
-) -> list[float | None]:
-    """Scores of every hour after the first ``training_days``, each from the hours strictly before it.
+class ZScoreDetector:
+    """The plain baseline: mean and standard deviation of the last 14 days, |z| ≥ 3, closed hours only."""
 
-    ``series`` is hourly without gaps and starts at midnight UTC, as the synthetic data sets do.
-    """
-    scores: list[float | None] = []
-    for t in range(training_days * 24, len(series)):
-        start = max(0, t - training_window(hour=series[t].hour, training_days=training_days))
-        estimate = estimator(metric=metric, history=series[start:t], current=series[t], config=config)
-        scores.append(None if estimate is None else estimate.score)
-    return scores
+    def __init__(self, *, threshold: float = 3.0, window: int = 14 * 24, min_points: int = 72) -> None:
+        self.threshold, self.min_points = threshold, min_points
+        self.values = {metric: deque(maxlen=window) for metric in (VOLUME, *RATE_METRICS)}
+        self.seen = 0
 
+    def readiness(self) -> Readiness:
+        state = READY if self.seen >= self.min_points else LEARNING
+        return Readiness(state=state, hours_seen=self.seen, hours_needed=self.min_points)
 
-class _Scorer:
-    """Walk-forward scores, cached by series content: data sets on the same background share most series."""
+    def judge_partial(self, counts: HourCounts, *, fraction: float) -> list[Finding]:
+        return []
 
-    def __init__(self, *, training_days: int) -> None:
-        self.training_days = training_days
-        self._cache: dict[tuple, list[float | None]] = {}
-        self.seconds = 0.0
-
-    def scores(
-        self, *, name: str, estimator: Estimator, config: DetectorConfig, dataset: Dataset
-    ) -> dict[Key, float | None]:
-        result: dict[Key, float | None] = {}
-        for source, counts in dataset.series.items():
-            for metric in METRICS:
-                series = points(metric=metric, counts=counts)
-                key = (name, metric, tuple((p.value, p.attempts) for p in series))
-                if key not in self._cache:
-                    started = time.perf_counter()
-                    self._cache[key] = score_series(
-                        estimator=estimator,
-                        metric=metric,
-                        series=series,
-                        training_days=self.training_days,
-                        config=config,
+    def observe(self, counts: HourCounts) -> list[Finding]:
+        found = []
+        pairs = {
+            VOLUME: (counts.geocoding_attempts, None),
+            RATE_METRICS[0]: (counts.geocoding_successes, counts.geocoding_attempts),
+            RATE_METRICS[1]: (counts.validation_passes, counts.validation_attempts),
+        }
+        for metric, (num, den) in pairs.items():
+            if den is not None and den < 30:
+                continue
+            value = float(num) if den is None else 100.0 * num / den
+            history = self.values[metric]
+            if len(history) >= self.min_points:
+                mean = math.fsum(history) / len(history)
+                sd = max(math.sqrt(math.fsum((v - mean) ** 2 for v in history) / (len(history) - 1)), 1e-9)
+                z = (value - mean) / sd
+                if abs(z) >= self.threshold:
+                    found.append(
+                        Finding(
+                            metric=metric,
+                            hour=counts.hour,
+                            fraction=1.0,
+                            direction=DROP if z < 0 else SPIKE,
+                            observed=value,
+                            expected=mean,
+                            expected_low=mean - self.threshold * sd,
+                            expected_high=mean + self.threshold * sd,
+                            score=z,
+                            rule="zscore",
+                            explanation=f"z-score {z:.1f}",
+                        )
                     )
-                    self.seconds += time.perf_counter() - started
-                for point, score in zip(series[self.training_days * 24 :], self._cache[key], strict=True):
-                    result[(source, metric, point.hour)] = score
-        return result
+            history.append(value)
+        self.seen += 1
+        return found
 
 
-def _ratio(numerator: int, denominator: int) -> float | None:
-    return round(numerator / denominator, 3) if denominator else None
+DETECTORS: dict[str, Callable[..., Detector]] = {}
 
 
-def _f1(precision: float | None, recall: float | None) -> float | None:
-    if not precision or not recall:
-        return 0.0 if precision is not None and recall is not None else None
-    return round(2 * precision * recall / (precision + recall), 3)
+def _factory(name: str) -> Callable[..., Detector]:
+    if name == ZSCORE:
+        return lambda **_: ZScoreDetector()
+    from monitoring.anomaly.streaming import make_detector
+
+    return make_detector
 
 
-def confusion(*, dataset: Dataset, scores: dict[Key, float | None], threshold: float) -> dict[str, Any]:
-    """Point-level precision/recall/F1 plus event-level recall at one flagging threshold."""
-    tp = fp = fn = negatives = 0
-    flagged_keys = set()
-    by_kind: dict[str, list[int]] = {}
-    for key, score in scores.items():
-        flagged = score is not None and abs(score) >= threshold
-        label = dataset.labels.get(key)
-        if label is None:
-            negatives += 1
-            fp += flagged
-            continue
-        if not label.required:
-            if flagged:
-                flagged_keys.add(key)
-            continue
-        right_way = flagged and (score > 0) == (label.kind == SPIKE)
-        tp += right_way
-        fn += not right_way
-        counts = by_kind.setdefault(label.kind, [0, 0])
-        counts[0 if right_way else 1] += 1
-        fp += flagged and not right_way
-        if right_way:
-            flagged_keys.add(key)
-    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+def replay_source(
+    *, detector: Detector, profile: Profile, counts: list[HourCounts], seed: int, fractions: Iterable[float] = FRACTIONS
+) -> list[Stamped]:
+    """Every finding the detector makes on one source's series, partial checks included."""
+    stamped = []
+    for index, hour in enumerate(counts):
+        rng = random.Random(f"{seed}:{profile.name}:{index}:partial")
+        for fraction in fractions:
+            for finding in detector.judge_partial(partial_counts(hour, fraction=fraction, rng=rng), fraction=fraction):
+                stamped.append(Stamped(profile.name, index + fraction, finding))
+        for finding in detector.observe(hour):
+            stamped.append(Stamped(profile.name, index + 1.0, finding))
+    return stamped
 
-    events = detected = 0
-    delays = []
-    for injection in dataset.injections:
-        hours = [
-            (injection.source, injection.metric, dataset.series[injection.source][i].hour)
-            for i in range(injection.start, injection.start + injection.length)
+
+def _replay_job(args: tuple[str, float | None, World, int]) -> list[Stamped]:
+    name, sensitivity, world, position = args
+    profile = world.profiles[position]
+    options = {"tz": profile.tz} if sensitivity is None else {"tz": profile.tz, "sensitivity": sensitivity}
+    detector = _factory(name)(**options)
+    return replay_source(detector=detector, profile=profile, counts=world.series[profile.name], seed=world.seed)
+
+
+def replay(*, name: str, world: World, sensitivity: float | None = None, workers: int = 1) -> list[Stamped]:
+    jobs = [(name, sensitivity, world, i) for i in range(len(world.profiles))]
+    if workers <= 1:
+        results = [_replay_job(job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_replay_job, jobs))
+    return [s for found in results for s in found]
+
+
+def _inside(at: float, incident: Incident) -> bool:
+    return incident.start <= at <= incident.start + incident.length + GRACE
+
+
+def score(*, world: World, stamped: list[Stamped]) -> dict[str, Any]:
+    """Alarms, precision, recall and delays (overall and per incident kind)."""
+    by_source: dict[str, list[Stamped]] = {}
+    for s in sorted(stamped, key=lambda s: (s.source, s.at)):
+        by_source.setdefault(s.source, []).append(s)
+    incidents_of: dict[str, list[Incident]] = {}
+    for incident in world.incidents:
+        incidents_of.setdefault(incident.source, []).append(incident)
+
+    alarms = true_alarms = 0
+    false_rules: dict[str, int] = {}
+    for source, found in by_source.items():
+        mine = incidents_of.get(source, [])
+        cluster: list[Stamped] = []
+        for s in [*found, None]:
+            if s is not None and (not cluster or s.at - cluster[-1].at <= ALARM_GAP):
+                cluster.append(s)
+                continue
+            if cluster:
+                alarms += 1
+                if any(_inside(c.at, i) for c in cluster for i in mine):
+                    true_alarms += 1
+                else:
+                    rule = f"{cluster[0].finding.metric}/{cluster[0].finding.rule}"
+                    false_rules[rule] = false_rules.get(rule, 0) + 1
+            cluster = [s] if s is not None else []
+
+    per_kind: dict[str, dict[str, Any]] = {}
+    delays_all = []
+    for incident in world.incidents:
+        row = per_kind.setdefault(incident.kind, {"incidents": 0, "detected": 0, "delays": []})
+        row["incidents"] += 1
+        hits = [
+            s.at
+            for s in by_source.get(incident.source, [])
+            if s.finding.metric == incident.metric
+            and s.finding.direction == incident.direction
+            and _inside(s.at, incident)
         ]
-        required = [k for k in hours if k in scores and dataset.labels[k].required]
-        if not required:
-            continue
-        events += 1
-        hits = [i for i, k in enumerate(hours) if k in flagged_keys]
         if hits:
-            detected += 1
-            if injection.kind == DRIFT:
-                delays.append(hits[0])
+            row["detected"] += 1
+            row["delays"].append(min(hits) - incident.start)
+            delays_all.append(min(hits) - incident.start)
+    for row in per_kind.values():
+        delays = row.pop("delays")
+        row["recall"] = round(row["detected"] / row["incidents"], 3) if row["incidents"] else None
+        row["median_delay_h"] = round(statistics.median(delays), 2) if delays else None
+    detected = sum(r["detected"] for r in per_kind.values())
+    precision = true_alarms / alarms if alarms else 1.0
+    # Alarms cannot be told apart by the shape they would have matched when they are false, so a
+    # shape's F1 pairs its recall with the world's precision: what finding that shape costs in noise.
+    for row in per_kind.values():
+        recall = row["recall"] or 0.0
+        row["f1"] = round(2 * precision * recall / (precision + recall), 3) if precision + recall else 0.0
     return {
-        "precision": precision,
-        "recall": recall,
-        "f1": _f1(precision, recall),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "false_alarms_per_1000_normal_points": round(1000 * fp / negatives, 2) if negatives else None,
-        "events": events,
-        "events_detected": detected,
-        "event_recall": _ratio(detected, events),
-        "drift_first_flag_hours": sorted(delays) if delays else None,
-        "recall_by_kind": {kind: _ratio(hit, hit + miss) for kind, (hit, miss) in sorted(by_kind.items())},
+        "alarms": alarms,
+        "false_alarms": alarms - true_alarms,
+        "false_alarm_rules": dict(sorted(false_rules.items())),
+        "precision": round(precision, 3),
+        "incidents": len(world.incidents),
+        "detected": detected,
+        "recall": round(detected / len(world.incidents), 3) if world.incidents else None,
+        "median_delay_h": round(statistics.median(delays_all), 2) if delays_all else None,
+        "per_kind": per_kind,
     }
 
 
 def evaluate(
     *,
     seed: int = 7,
-    days: int = 42,
-    per_kind: int = 3,
-    training_days: int = 14,
-    config: DetectorConfig | None = None,
-    datasets: Iterable[str] = (CLEAN, *KINDS, MIXED),
-    sweep: Sequence[float] = DEFAULT_SWEEP,
-    sources: Iterable[Any] | None = None,
-    only: Iterable[str] | None = None,
+    days: int = 45,
+    sources: int = 12,
+    detectors: Iterable[str] = (STREAMING, ZSCORE),
+    worlds: Iterable[str] = (MIXED, CLEAN),
+    sensitivity: float | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Generate the data sets, run every detector walk-forward and report precision/recall.
-
-    ``datasets`` picks among ``clean``, each kind alone and ``mixed`` (all kinds). ``sweep`` lists
-    the thresholds at which the mixed data set is also scored, for every detector. ``only`` limits
-    the detectors run (names from :func:`detectors`).
-    """
-    config = config or DetectorConfig()
+    """Scores per detector and world (``mixed``: every kind; ``clean``: none; a kind: that kind only)."""
     started = time.perf_counter()
-    scorer = _Scorer(training_days=training_days)
-    extra = {} if sources is None else {"sources": tuple(sources)}
     results: dict[str, dict[str, Any]] = {}
-    described: dict[str, Any] = {}
-    wanted = None if only is None else set(only)
-    chosen = {name: spec for name, spec in detectors(config=config).items() if wanted is None or name in wanted}
-    for name in datasets:
-        kinds = () if name == CLEAN else KINDS if name == MIXED else (name,)
-        dataset = generate(seed=seed, days=days, per_kind=per_kind, kinds=kinds, **extra)
-        described[name] = {
-            **dataset.description,
-            "labelled_points": len(dataset.labels),
-            "positive_points": sum(1 for label in dataset.labels.values() if label.required),
-        }
-        for detector, (estimator, detector_config, threshold) in chosen.items():
-            scores = scorer.scores(name=detector, estimator=estimator, config=detector_config, dataset=dataset)
-            row = confusion(dataset=dataset, scores=scores, threshold=threshold)
-            row["evaluated_points"] = len(scores)
-            row["judged_points"] = sum(1 for s in scores.values() if s is not None)
-            if name == MIXED and sweep:
-                row["sweep"] = {
-                    str(t): {
-                        k: v
-                        for k, v in confusion(dataset=dataset, scores=scores, threshold=t).items()
-                        if k in ("precision", "recall", "f1", "fp")
-                    }
-                    for t in sweep
-                }
-            results.setdefault(detector, {})[name] = row
+    for world_name in worlds:
+        kinds = KINDS if world_name == MIXED else () if world_name == CLEAN else (world_name,)
+        world = generate(seed=seed, days=days, sources=sources, kinds=kinds)
+        for name in detectors:
+            stamped = replay(name=name, world=world, sensitivity=sensitivity, workers=workers)
+            results.setdefault(name, {})[world_name] = score(world=world, stamped=stamped)
     return {
-        "parameters": {
-            "seed": seed,
-            "days": days,
-            "per_kind": per_kind,
-            "training_days": training_days,
-            "sensitivity": config.sensitivity,
-            "zscore_threshold": ZSCORE_THRESHOLD,
-            "min_attempts": config.min_attempts,
-            "min_training_points": config.min_training_points,
-            "min_same_hour_points": config.min_same_hour_points,
-        },
-        "datasets": described,
+        "parameters": {"seed": seed, "days": days, "sources": sources, "sensitivity": sensitivity},
         "results": results,
-        "scoring_seconds": round(scorer.seconds, 2),
-        "total_seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(time.perf_counter() - started, 1),
     }

@@ -10,8 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from monitoring.api import paging
 from monitoring.api.authentication import OperatorAuthentication
 from monitoring.api.documents import AlertDetail, AlertList, AlertTransition, SilenceDocument, SilenceList
+from monitoring.api.paging import CursorField
 from monitoring.api.permissions import CanReadMonitoring, IsOperator, ReadOrWriteMixin
 from monitoring.api.schema import (
     OPERATOR_NOTES,
@@ -21,7 +23,7 @@ from monitoring.api.schema import (
     WWW_AUTHENTICATE,
     error_responses,
 )
-from monitoring.api.serializers import StrictSerializer
+from monitoring.api.serializers import QuerySerializer, StrictSerializer
 from monitoring.errors import error_body
 from monitoring.models import Alert, Silence
 from monitoring.selectors import alert_dict, isoformat, list_alerts
@@ -29,11 +31,12 @@ from monitoring.services.alerts import MAX_COMMENT, InvalidTransition, acknowled
 from monitoring.services.silences import SilenceInputError, create_silence, expire_silence
 
 
-class AlertQuerySerializer(serializers.Serializer):
+class AlertQuerySerializer(QuerySerializer):
     state = serializers.ChoiceField(choices=Alert.State.choices, required=False)
     severity = serializers.ChoiceField(choices=Alert.Severity.choices, required=False)
     source = serializers.CharField(max_length=100, required=False)
     limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+    cursor = CursorField(help_text="The `next` of the previous page.")
 
 
 class CommentSerializer(StrictSerializer):
@@ -88,7 +91,8 @@ class AlertListView(APIView):
     def get(self, request: Request) -> Response:
         query = AlertQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return Response({"results": [alert_dict(alert) for alert in list_alerts(**query.validated_data)]})
+        page = list_alerts(**query.validated_data)
+        return Response({"results": [alert_dict(alert) for alert in page.rows], "next": paging.encode(page.next)})
 
 
 class AlertDetailView(APIView):

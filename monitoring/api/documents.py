@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from monitoring.anomaly.contract import LEARNING, READY
 from monitoring.anomaly.detector import DROP, SPIKE
 from monitoring.anomaly.detector import METRICS as ANOMALY_METRICS
 from monitoring.api.serializers import PipelineRunSerializer
@@ -22,6 +23,7 @@ LIVENESS = ("ok",)
 READINESS = ("ready", "not_ready")
 CHECK_RESULTS = ("ok", "failed")
 ANOMALY_DIRECTIONS = (DROP, SPIKE)
+ANOMALY_READINESS_STATES = (LEARNING, READY)
 TREND_DIRECTIONS = (UP, DOWN, FLAT)
 
 
@@ -61,6 +63,7 @@ class MetricsCreated(serializers.Serializer):
 
 class RunList(serializers.Serializer):
     results = PipelineRunSerializer(many=True, help_text="Newest first.")
+    next = serializers.CharField(allow_null=True, help_text="`?cursor=` for the next page; null on the last.")
 
 
 class WebSocketTicket(serializers.Serializer):
@@ -85,8 +88,17 @@ class QualityCounts(serializers.Serializer):
     last_updated = _moment(nullable=True, help_text="Newest metric timestamp.")
 
 
+class AnomalyReadiness(serializers.Serializer):
+    state = serializers.ChoiceField(
+        choices=ANOMALY_READINESS_STATES, help_text="learning: too little history yet, the detector does not judge."
+    )
+    hours_seen = serializers.IntegerField(help_text="Closed hours the source's detector has been fed.")
+    hours_needed = serializers.IntegerField(help_text="Closed hours it needs before it judges.")
+
+
 class SourceQuality(QualityCounts):
     source = serializers.CharField()
+    anomaly_detection = AnomalyReadiness(help_text="Whether the anomaly detector judges this source yet.")
 
 
 class DataQuality(QualityCounts):
@@ -128,8 +140,11 @@ class AnomalyDocument(serializers.Serializer):
     expected = serializers.FloatField()
     expected_low = serializers.FloatField()
     expected_high = serializers.FloatField()
-    score = serializers.FloatField(help_text="Robust spreads from expected; negative for a drop.")
+    score = serializers.FloatField(help_text="Spreads from expected that the rule saw; negative for a drop.")
     direction = serializers.ChoiceField(choices=ANOMALY_DIRECTIONS)
+    rule = serializers.CharField(help_text="The test that fired: level, outage, flood, rate or cusum.")
+    explanation = serializers.CharField(help_text="What was expected and what was seen, in words.")
+    partial = serializers.BooleanField(help_text="True while the judged hour is still filling up.")
 
 
 class AlertDocument(serializers.Serializer):
@@ -174,7 +189,9 @@ class StatusDocument(serializers.Serializer):
     window_hours = serializers.IntegerField()
     scraping_health = ScrapingHealth()
     data_quality = DataQuality()
-    anomalies = AnomalyDocument(many=True, help_text="The detector's findings for the last complete hour.")
+    anomalies = AnomalyDocument(
+        many=True, help_text="The detector's findings for the last complete hour and the current hour so far."
+    )
     alerts = AlertDocument(many=True, help_text="Firing and acknowledged alerts, most severe first.")
 
 
@@ -253,7 +270,8 @@ class TrendsDocument(serializers.Serializer):
 
 
 class AlertList(serializers.Serializer):
-    results = AlertDocument(many=True, help_text="Newest first.")
+    results = AlertDocument(many=True, help_text="Newest (last seen) first.")
+    next = serializers.CharField(allow_null=True, help_text="`?cursor=` for the next page; null on the last.")
 
 
 class AlertEventDocument(serializers.Serializer):

@@ -6,6 +6,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from monitoring.api.paging import CursorField
 from monitoring.models import PipelineRun
 from monitoring.models.metrics import COUNT_FIELDS
 from monitoring.selectors import MAX_WINDOW_HOURS, MIN_WINDOW_HOURS
@@ -38,11 +39,13 @@ UNKNOWN_FIELD = serializers.ErrorDetail("Unknown field.", code="unknown_field")
 # errors, each under its own name. (A comment, not a docstring: drf-spectacular would make a docstring
 # the description of every subclass's schema component.)
 class StrictSerializer(serializers.Serializer):
+    unknown = UNKNOWN_FIELD
+
     def to_internal_value(self, data: Any) -> Any:
         unknown = {}
         if isinstance(data, Mapping):
             known = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = {key: [UNKNOWN_FIELD] for key in data if key not in known}
+            unknown = {key: [self.unknown] for key in data if key not in known}
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
@@ -54,7 +57,13 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
-class StatusQuerySerializer(serializers.Serializer):
+class QuerySerializer(StrictSerializer):
+    """Query parameters: one the endpoint does not know is a 400 naming it, not silently ignored."""
+
+    unknown = serializers.ErrorDetail("Unknown query parameter.", code="unknown_parameter")
+
+
+class StatusQuerySerializer(QuerySerializer):
     window_hours = serializers.IntegerField(min_value=MIN_WINDOW_HOURS, max_value=MAX_WINDOW_HOURS, required=False)
 
 
@@ -163,11 +172,12 @@ class RunFinishSerializer(StrictSerializer):
     error = serializers.CharField(max_length=MAX_ERROR_CHARS, allow_blank=True, required=False, trim_whitespace=False)
 
 
-class RunQuerySerializer(serializers.Serializer):
+class RunQuerySerializer(QuerySerializer):
     source = serializers.CharField(max_length=100, required=False)
     stage = serializers.ChoiceField(choices=PipelineRun.Stage.choices, required=False)
     status = serializers.ChoiceField(choices=PipelineRun.Status.choices, required=False)
     limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
+    cursor = CursorField(help_text="The `next` of the previous page.")
 
 
 class PipelineRunSerializer(serializers.ModelSerializer):

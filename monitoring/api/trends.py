@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from monitoring.api.documents import TrendsDocument
 from monitoring.api.permissions import CanReadMonitoring
 from monitoring.api.schema import READ_NOTES, RETRY_AFTER, WWW_AUTHENTICATE, error_responses
-from monitoring.api.serializers import SourceNameField
+from monitoring.api.serializers import QuerySerializer, SourceNameField
 from monitoring.services.metrics import SOURCE_PATTERN
 from monitoring.trends import (
     BUCKET_HOURS,
@@ -44,12 +44,18 @@ class MetricListField(serializers.ListField):
         return list(dict.fromkeys(names))
 
 
-class TrendsQuerySerializer(serializers.Serializer):
+class TrendsQuerySerializer(QuerySerializer):
     metric = MetricListField(source="metrics", required=False)
     source = SourceNameField(required=False, trim_whitespace=False)
     bucket = serializers.ChoiceField(choices=list(BUCKET_HOURS), default=HOUR)
+    window_hours = serializers.IntegerField(min_value=MIN_WINDOW_HOURS, max_value=MAX_WINDOW_HOURS, required=False)
+    # The name this endpoint used before ``window_hours`` became the one name across endpoints.
     window = serializers.IntegerField(
-        source="window_hours", min_value=MIN_WINDOW_HOURS, max_value=MAX_WINDOW_HOURS, required=False
+        source="window_alias",
+        min_value=MIN_WINDOW_HOURS,
+        max_value=MAX_WINDOW_HOURS,
+        required=False,
+        help_text="Deprecated: use `window_hours`.",
     )
 
     def validate_source(self, value: str) -> str:
@@ -61,12 +67,13 @@ class TrendsQuerySerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         bucket = attrs["bucket"]
-        window_hours = attrs.get("window_hours", DEFAULT_WINDOW_HOURS[bucket])
+        if "window_hours" in attrs and "window_alias" in attrs:
+            raise serializers.ValidationError({"window": ["Give window_hours only (window is its deprecated name)."]})
+        window_hours = attrs.get("window_hours", attrs.get("window_alias", DEFAULT_WINDOW_HOURS[bucket]))
         step = BUCKET_HOURS[bucket]
         if window_hours % step:
-            raise serializers.ValidationError(
-                {"window": [f"Must be a multiple of {step} hours with {bucket} buckets."]}
-            )
+            given = "window" if "window_alias" in attrs else "window_hours"  # the name the caller used
+            raise serializers.ValidationError({given: [f"Must be a multiple of {step} hours with {bucket} buckets."]})
         return {
             "metrics": attrs.get("metrics") or list(METRICS),
             "source": attrs.get("source"),

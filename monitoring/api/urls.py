@@ -10,6 +10,7 @@ urlpatterns = [
     path("ready", views.ReadyView.as_view(), name="ready"),
     path("metrics", views.MetricIngestView.as_view(), name="metrics"),
     path("runs", views.RunListCreateView.as_view(), name="runs"),
+    path("runs/<int:run_id>", views.RunDetailView.as_view(), name="run"),
     path("runs/<int:run_id>/finish", views.RunFinishView.as_view(), name="run-finish"),
     path("ws-ticket", views.WebSocketTicketView.as_view(), name="ws-ticket"),
     path("trends", TrendsView.as_view(), name="trends"),

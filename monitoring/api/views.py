@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring import readiness
+from monitoring.api import paging
 from monitoring.api.authentication import IngestTokenAuthentication, OperatorAuthentication
 from monitoring.api.documents import (
     HealthDocument,
@@ -233,8 +234,8 @@ class RunListCreateView(ReadOrWriteMixin, APIView):
     def get(self, request: Request) -> Response:
         query = RunQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        runs = list_runs(**query.validated_data)
-        return Response({"results": PipelineRunSerializer(runs, many=True).data})
+        page = list_runs(**query.validated_data)
+        return Response({"results": PipelineRunSerializer(page.rows, many=True).data, "next": paging.encode(page.next)})
 
     @extend_schema(
         summary="Record a pipeline run",
@@ -261,6 +262,24 @@ class RunListCreateView(ReadOrWriteMixin, APIView):
             return status.HTTP_201_CREATED, PipelineRunSerializer(run).data
 
         return _respond_idempotently(request, action, validated=lambda: serializer.validated_data)
+
+
+class RunDetailView(APIView):
+    @extend_schema(
+        summary="One pipeline run",
+        description="Reads follow `MONITORING_PUBLIC_READ`, as for the pipeline status.",
+        operation_id="runs_retrieve",
+        parameters=[WWW_AUTHENTICATE, RETRY_AFTER],
+        responses={
+            200: PipelineRunSerializer,
+            **error_responses(statuses=(401, 404, 503), notes={**READ_NOTES, 404: "`not_found`: no run with this id."}),
+        },
+    )
+    def get(self, request: Request, run_id: int) -> Response:
+        run = PipelineRun.objects.filter(pk=run_id).first()
+        if run is None:
+            return Response(error_body(code="not_found", detail=f"No run {run_id}."), status=status.HTTP_404_NOT_FOUND)
+        return Response(PipelineRunSerializer(run).data)
 
 
 class RunFinishView(APIView):

@@ -3,7 +3,7 @@ from monitoring.models.ingest import IdempotencyRecord, IngestToken
 from monitoring.models.metrics import DataQualityMetric
 from monitoring.models.rollups import HourlyRollup, PruneMarker
 from monitoring.models.runs import PipelineRun
-from monitoring.models.sources import ScrapeSource
+from monitoring.models.sources import ScrapeSource, SourceSettings
 
 __all__ = [
     "Alert",
@@ -19,4 +19,5 @@ __all__ = [
     "PipelineRun",
     "PruneMarker",
     "ScrapeSource",
+    "SourceSettings",
 ]

@@ -1,13 +1,17 @@
-"""Live-feed fixtures: run a test on the in-memory backends and on real Redis."""
+"""Shared fixtures: the live feed on the in-memory backends and on real Redis, and the log records a test
+collects (``collected``)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import uuid
 
 import pytest
 import redis
 
+from monitoring import logs
 from monitoring.feed import registry
 
 
@@ -57,3 +61,34 @@ def feed_backend(request, settings):
 def redis_feed(settings):
     """The feed on real Redis only (multi-process features: leases, shared caps)."""
     yield from _configure(settings, "redis")
+
+
+class Collected(logging.Handler):
+    """The records that reach the root's handlers, request id added as LOGGING's handler adds it."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.addFilter(logs.RequestIdFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def access(self, event: str = "http_request") -> list[dict]:
+        """The access records of ``event``, as the JSON formatter writes them."""
+        return [
+            json.loads(logs.JsonFormatter().format(record))
+            for record in self.records
+            if record.name == "monitoring.access" and getattr(record, "event", None) == event
+        ]
+
+
+@pytest.fixture
+def collected():
+    handler = Collected()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)

@@ -67,3 +67,18 @@ class AlertFactory(factory.django.DjangoModelFactory):
     severity = "critical"
     summary = factory.LazyAttribute(lambda alert: f"{alert.rule_name} for {alert.source}")
     evidence = factory.LazyFunction(dict)
+
+
+# A per-source geocoding threshold rule (critical below 70 %, high below 80, medium below 85; 1 h window,
+# 50 attempts at least), for tests that set MONITORING_ALERT_RULES to it alone.
+GEO_RULE = {
+    "name": "geo-low",
+    "kind": "threshold",
+    "metric": "geocoding_success_rate",
+    "scope": "per_source",
+    "critical": 70,
+    "high": 80,
+    "medium": 85,
+    "window_hours": 1,
+    "min_sample": 50,
+}

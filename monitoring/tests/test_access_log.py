@@ -1,7 +1,7 @@
 """Access records and request ids through the whole ASGI application: one record per HTTP request with
 its URL pattern (resolved once, for the metrics and the record alike), the request id echoed in
-``X-Request-ID`` and on every record of the request (Django's own included), and a record when a
-WebSocket opens and when it closes. No query string or header other than the request id is logged."""
+``X-Request-ID`` and on every record of the request (Django's own included). No query string or header
+other than the request id is logged. (The WebSocket's records: feed/test_access.py.)"""
 
 from __future__ import annotations
 
@@ -9,45 +9,14 @@ import json
 import logging
 
 import pytest
-from channels.testing import HttpCommunicator, WebsocketCommunicator
+from channels.testing import HttpCommunicator
 
 from conflict_monitor.asgi import application
-from monitoring import events, http_metrics, logs
+from monitoring import http_metrics, logs
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 STATUS_ROUTE = "api/v1/monitoring/pipeline-status"
 FEED = "/ws/monitoring/pipeline-status"
-
-
-class Collected(logging.Handler):
-    """The records that reach the root's handlers, request id added as LOGGING's handler adds it."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-        self.addFilter(logs.RequestIdFilter())
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def access(self, event: str = "http_request") -> list[dict]:
-        """The access records of ``event``, as the JSON formatter writes them."""
-        return [
-            json.loads(logs.JsonFormatter().format(record))
-            for record in self.records
-            if record.name == "monitoring.access" and getattr(record, "event", None) == event
-        ]
-
-
-@pytest.fixture
-def collected():
-    handler = Collected()
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
 
 
 async def call(method: str, path: str, *, headers: list | None = None, body: bytes = b"", client=None) -> dict:
@@ -164,67 +133,3 @@ async def test_no_request_id_outlives_its_request(collected):
     await call("GET", "/api/v1/monitoring/health", headers=[(b"x-request-id", b"scoped-1")])
     logging.getLogger("monitoring.probe").warning("after the request")
     assert not hasattr(collected.records[-1], "request_id")
-
-
-# --- WebSocket ----------------------------------------------------------------------------------
-async def open_feed(headers: list | None = None, client=("192.0.2.44", 40000)) -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, FEED + "?ticket=query-secret-2", headers=headers or [])
-    communicator.scope["client"] = client
-    connected, _ = await communicator.connect(timeout=5)
-    assert connected
-    return communicator
-
-
-@pytest.mark.usefixtures("feed_backend")
-async def test_a_socket_gets_an_open_and_a_close_record(collected):
-    feed = await open_feed(headers=[(b"x-request-id", b"socket-1")])
-    await feed.receive_from(timeout=3)  # the snapshot
-    [opened] = collected.access("websocket_open")
-    assert {key: opened[key] for key in ("request_id", "path", "client")} == {
-        "request_id": "socket-1",
-        "path": FEED,
-        "client": "192.0.2.44",
-    }
-    assert collected.access("websocket_close") == []
-    await feed.disconnect(code=1001)
-    [closed] = collected.access("websocket_close")
-    assert {key: closed[key] for key in ("request_id", "path", "code", "client")} == {
-        "request_id": "socket-1",
-        "path": FEED,
-        "code": 1001,
-        "client": "192.0.2.44",
-    }
-    assert closed["duration_ms"] > 0
-    written = "\n".join(logs.JsonFormatter().format(r) for r in collected.records)
-    assert "query-secret-2" not in written and "ticket" not in written
-
-
-@pytest.mark.usefixtures("feed_backend")
-async def test_a_refused_socket_gets_a_close_record_only(settings, collected):
-    settings.MONITORING_PUBLIC_READ = False
-    communicator = WebsocketCommunicator(application, FEED)
-    connected, _ = await communicator.connect(timeout=5)
-    assert connected
-    output = await communicator.receive_output(timeout=3)
-    assert output == {"type": "websocket.close", "code": events.CLOSE_UNAUTHENTICATED}
-    await communicator.disconnect(code=events.CLOSE_UNAUTHENTICATED)
-    assert collected.access("websocket_open") == []
-    [closed] = collected.access("websocket_close")
-    assert closed["code"] == events.CLOSE_UNAUTHENTICATED and len(closed["request_id"]) == 32
-
-
-@pytest.mark.usefixtures("feed_backend")
-async def test_records_logged_while_a_socket_is_handled_carry_its_id(monkeypatch, collected):
-    class Unavailable:
-        async def acquire(self, *, ip: str):
-            raise ConnectionError("no Redis")
-
-        async def release(self, *, ip: str) -> None:
-            pass
-
-    monkeypatch.setattr("monitoring.feed.admission.get_connection_registry", lambda: Unavailable())
-    feed = await open_feed(headers=[(b"x-request-id", b"socket-2")])
-    await feed.receive_from(timeout=3)
-    [warning] = [record for record in collected.records if record.name == "monitoring.feed.admission"]
-    assert warning.request_id == "socket-2"
-    await feed.disconnect()

@@ -22,20 +22,9 @@ from monitoring.selectors import active_alerts, per_source_status, pipeline_stat
 from monitoring.services.alerts import acknowledge_alert, evaluate_alerts, resolve_alert
 from monitoring.services.feed import publish_alert_changes, publish_status
 from monitoring.services.silences import create_silence
-from monitoring.tests.factories import DataQualityMetricFactory, PipelineRunFactory
+from monitoring.tests.factories import GEO_RULE, DataQualityMetricFactory, PipelineRunFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-GEO_RULE = {
-    "name": "geo-low",
-    "kind": "threshold",
-    "metric": "geocoding_success_rate",
-    "scope": "per_source",
-    "critical": 70,
-    "high": 80,
-    "medium": 85,
-    "window_hours": 1,
-    "min_sample": 50,
-}
 
 
 class Client:

@@ -108,7 +108,7 @@ function qualityRows(bySource) {
       "tr",
       { dataset: { source: s.source } },
       h("th", { scope: "row" }, s.source),
-      h("td", {}, badge(s.status)),
+      h("td", {}, badge(s.status), learning(s.anomaly_detection)),
       h("td", { class: "num" }, formatRate(s.geocoding_success_rate, s.geocoding_attempts)),
       h("td", { class: "num" }, formatRate(s.validation_pass_rate, s.validation_attempts)),
       h("td", { class: "num" }, formatCount(s.geocoding_attempts)),
@@ -118,8 +118,21 @@ function qualityRows(bySource) {
   );
 }
 
+/** The anomaly detector's short-history state: it does not judge a source it is still learning. */
+function learning(detection) {
+  if (!detection || detection.state !== "learning") return null;
+  return [
+    " ",
+    h(
+      "span",
+      { class: "muted learning", title: "The anomaly detector needs this much history before it judges the source." },
+      `learning (${detection.hours_seen} of ${detection.hours_needed} h)`,
+    ),
+  ];
+}
+
 function anomalyItem(a) {
-  const arrow = a.direction === "up" ? "above" : "below";
+  const arrow = a.direction === "spike" ? "above" : "below";
   const value = (x) => (a.metric === "volume" ? formatCount(Math.round(x)) : `${Number(x).toFixed(1)}%`);
   const metric = { volume: "Volume", geocoding_success_rate: "Geocoding", validation_pass_rate: "Validation" };
   return h(
@@ -130,8 +143,10 @@ function anomalyItem(a) {
     h(
       "span",
       { class: "muted" },
-      `(range ${value(a.expected_low)}–${value(a.expected_high)}, score ${Number(a.score).toFixed(1)}, hour ${utcHour(a.hour)})`,
+      `(range ${value(a.expected_low)}–${value(a.expected_high)}, score ${Number(a.score).toFixed(1)}, ` +
+        `hour ${utcHour(a.hour)}${a.partial ? " so far" : ""}${a.rule ? `, rule ${a.rule}` : ""})`,
     ),
+    a.explanation ? h("div", { class: "muted anomaly-explanation" }, a.explanation) : null,
   );
 }
 
@@ -220,7 +235,7 @@ export class StatusView {
     replaceIfChanged(this.anomalies, JSON.stringify(doc.anomalies), () =>
       doc.anomalies.length
         ? h("ul", { class: "anomaly-list" }, doc.anomalies.map(anomalyItem))
-        : h("p", { class: "empty" }, "No anomalies in the last complete hour."),
+        : h("p", { class: "empty" }, "No anomalies in the last complete hour or the current one."),
     );
   }
 }

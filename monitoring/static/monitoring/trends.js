@@ -128,7 +128,7 @@ export class TrendCharts {
       return;
     }
     const range = RANGES[this.range];
-    const query = `bucket=${range.bucket}&window=${range.window}`;
+    const query = `bucket=${range.bucket}&window_hours=${range.window}`;
     const shown = this.sources.slice(0, MAX_SOURCES);
     const [overall, ...perSource] = await Promise.all([
       getJson(`${this.trendsUrl}?metric=${RATE_METRICS}&${query}`),

@@ -14,7 +14,6 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from monitoring.anomaly.detector import Anomaly
 from monitoring.models import Alert
 from monitoring.services.alerts import acknowledge_alert
 from monitoring.services.metrics import MetricInput, record_metrics
@@ -105,18 +104,24 @@ def filled(operator):
 
 def test_read_bodies_are_documented_key_for_key(filled, public_read):
     client = APIClient()
-    anomaly = Anomaly(
-        source="gdelt",
-        metric="volume",
-        hour="2026-11-23T17:00:00Z",
-        observed=10,
-        expected=500.0,
-        expected_low=400.0,
-        expected_high=600.0,
-        score=-9.5,
-        direction="drop",
-    )
-    with mock.patch("monitoring.selectors.current_anomalies", return_value=[anomaly.as_dict()]):
+    finding = {
+        "source": "gdelt",
+        "metric": "volume",
+        "hour": "2026-11-23T17:00:00Z",
+        "direction": "drop",
+        "observed": 10,
+        "expected": 500.0,
+        "expected_low": 225.0,
+        "expected_high": 1250.0,
+        "score": -9.5,
+        "rule": "outage",
+        "explanation": "volume outage: 10 records in the last 1.50 h against 750 expected (1 %)",
+        "partial": True,
+    }
+    readiness = {"gdelt": {"state": "ready", "hours_seen": 336, "hours_needed": 24}}
+    with mock.patch(
+        "monitoring.selectors.status.current_anomalies", return_value={"findings": [finding], "readiness": readiness}
+    ):
         status = client.get(API + "pipeline-status")
     assert status.json()["anomalies"] and status.json()["scraping_health"]["sources"]
     assert_documented(status, path="pipeline-status")

@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from monitoring.models import NotificationDelivery
-from monitoring.tests.api.test_openapi_bodies import assert_documented
+from monitoring.tests.api.test_documents import assert_documented
 from monitoring.tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.django_db

@@ -188,7 +188,7 @@ def test_the_default_limits_are_the_documented_ones(settings):
 
 
 def test_the_schema_documents_429_exactly_where_a_view_is_throttled():
-    from monitoring.tests.api.test_openapi import api_routes, committed_schema
+    from monitoring.tests.api.test_schema import api_routes, committed_schema
 
     paths = committed_schema()["paths"]
     for path, view in api_routes():

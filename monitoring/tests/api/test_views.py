@@ -1,4 +1,6 @@
-"""Liveness and readiness probes."""
+"""Views of monitoring/api/views.py: the liveness and readiness probes here; the status, ticket, ingest and
+run endpoints each have their own file (test_status.py, test_ws_ticket.py, test_metrics_ingest.py,
+test_runs.py)."""
 
 import pytest
 

@@ -15,19 +15,9 @@ from monitoring.selectors import pipeline_status
 from monitoring.services.alerts import acknowledge_alert, evaluate_alerts, resolve_alert
 from monitoring.services.metrics import MetricInput, record_metrics
 from monitoring.services.notification_sender import deliver_due
+from monitoring.tests.factories import GEO_RULE
 
 pytestmark = pytest.mark.django_db
-GEO_RULE = {
-    "name": "geo-low",
-    "kind": "threshold",
-    "metric": "geocoding_success_rate",
-    "scope": "per_source",
-    "critical": 70,
-    "high": 80,
-    "medium": 85,
-    "window_hours": 1,
-    "min_sample": 50,
-}
 
 
 class Hook:

@@ -1,31 +1,19 @@
 """Alert lifecycle against the database: one alert per condition, auto-resolve, transitions, audit,
 silences, inhibition and the notification outbox."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import time, timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from monitoring.models import Alert, AlertEvent, AlertRule, NotificationDelivery, Silence
 from monitoring.selectors import pipeline_status
 from monitoring.services.alerts import InvalidTransition, acknowledge_alert, evaluate_alerts, resolve_alert
 from monitoring.services.metrics import MetricInput, record_metrics
-from monitoring.services.silences import SilenceInputError, create_silence, expire_silence
-from monitoring.tests.factories import PipelineRunFactory
+from monitoring.services.silences import create_silence
+from monitoring.tests.factories import GEO_RULE, PipelineRunFactory
 
 pytestmark = pytest.mark.django_db
-GEO_RULE = {
-    "name": "geo-low",
-    "kind": "threshold",
-    "metric": "geocoding_success_rate",
-    "scope": "per_source",
-    "critical": 70,
-    "high": 80,
-    "medium": 85,
-    "window_hours": 1,
-    "min_sample": 50,
-}
 
 
 @pytest.fixture
@@ -129,14 +117,6 @@ def test_a_rule_enabled_during_an_evaluation_keeps_its_open_alert(settings, monk
     assert Alert.objects.get(fingerprint="manual:acled").state == "firing"
 
 
-@pytest.mark.postgres
-def test_the_database_refuses_a_second_open_alert_for_a_fingerprint():
-    Alert.objects.create(fingerprint="r:s", rule_name="r", severity="high", summary="x")
-    with pytest.raises(IntegrityError), transaction.atomic():
-        Alert.objects.create(fingerprint="r:s", rule_name="r", severity="high", summary="y")
-    Alert.objects.create(fingerprint="r:s", rule_name="r", severity="high", summary="z", state="resolved")
-
-
 def test_acknowledge_then_resolve_with_comments_and_audit(only_geo_rule, django_user_model):
     user = django_user_model.objects.create_user("operator")
     report("gdelt", 60)
@@ -236,43 +216,6 @@ def test_the_outbox_gets_new_critical_alerts_and_their_resolution_only(only_geo_
     ]
 
 
-def at(day: int, hh: int, mm: int = 0) -> datetime:
-    return datetime(2026, 11, day, hh, mm, tzinfo=UTC)  # 2026-11-23 is a Monday
-
-
-def test_a_weekly_silence_is_active_only_inside_its_window():
-    silence = Silence(
-        starts_at=at(1, 0), ends_at=at(30, 0), weekdays="5", daily_start=time(23, 0), duration_minutes=120, reason="m"
-    )  # Saturdays 23:00 for two hours, into Sunday
-    assert silence.is_active(at(28, 23, 30))  # Saturday
-    assert silence.is_active(at(29, 0, 59))  # Sunday, still inside Saturday's window
-    assert not silence.is_active(at(29, 1, 0))
-    assert not silence.is_active(at(27, 23, 30))  # Friday
-    assert not silence.is_active(at(30, 23, 30))  # past ends_at
-
-
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {"ends_at": timezone.now() - timedelta(hours=1)},
-        {"reason": " "},
-        {"weekdays": [7], "daily_start": time(1), "duration_minutes": 10},
-        {"weekdays": [1]},
-        {"daily_start": time(1)},
-    ],
-)
-def test_a_silence_with_bad_fields_is_refused(fields):
-    with pytest.raises(SilenceInputError):
-        create_silence(**{"ends_at": timezone.now() + timedelta(hours=1), "reason": "why", **fields})
-
-
-def test_expiring_a_silence_ends_it_now_and_keeps_it():
-    silence = create_silence(ends_at=timezone.now() + timedelta(hours=2), reason="deploy")
-    expired = expire_silence(silence_id=silence.pk)
-    assert not expired.is_active(timezone.now() + timedelta(seconds=1))
-    assert Silence.objects.filter(pk=silence.pk).exists()
-
-
 def test_a_detector_finding_in_the_status_document_opens_an_anomaly_alert(settings):
     from monitoring.tests.anomaly.test_series import LAST, NOW, _fill
 
@@ -363,16 +306,3 @@ def test_a_silence_written_around_validation_is_ignored_with_a_warning(only_geo_
     (change,) = evaluate()
     assert (change.kind, change.alert.silenced) == ("fired", False)
     assert f"silence {silence.pk} ignored" in caplog.text
-
-
-def test_a_new_silence_marks_open_alerts_silenced_at_once_and_expiring_it_unsilences_them(only_geo_rule):
-    report("gdelt", 60)
-    report("acled", 60)
-    evaluate()
-    silence = create_silence(source="gdelt", ends_at=timezone.now() + timedelta(hours=1), reason="upgrade")
-    assert dict(Alert.objects.values_list("source", "silenced")) == {"gdelt": True, "acled": False}
-    expire_silence(silence_id=silence.pk)
-    gdelt = Alert.objects.get(source="gdelt")
-    assert gdelt.silenced is False
-    assert list(gdelt.events.values_list("kind", flat=True)) == ["fired", "silenced", "unsilenced"]
-    assert evaluate() == []  # the evaluation agrees: nothing left to change

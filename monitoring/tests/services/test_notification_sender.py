@@ -133,12 +133,6 @@ def test_slack_format_posts_the_group_message_then_a_short_follow_up(hook):
     assert follow_up["text"] == "[RESOLVED] source=gdelt: 1 resolved\nresolved: Geocoding success rate 60.0% for gdelt"
 
 
-def test_without_a_webhook_nothing_is_queued(settings):
-    settings.MONITORING_WEBHOOK_URL = None
-    enqueue_notification(alert=_alert(), event="fired")
-    assert NotificationDelivery.objects.count() == 0
-
-
 def _closed_port() -> int:
     import socket
 

@@ -1,9 +1,11 @@
-"""send_test_notification: one marked POST through the real delivery path, the receiver's answer reported."""
+"""Queuing notices (none without a webhook) and send_test_notification: one marked POST through the real
+delivery path, the receiver's answer reported."""
 
 import pytest
 
 from monitoring.models import Alert, NotificationDelivery
-from monitoring.services.notifications import TEST_SUMMARY, send_test_notification
+from monitoring.services.notifications import TEST_SUMMARY, enqueue_notification, send_test_notification
+from monitoring.tests.factories import AlertFactory
 from monitoring.tests.webhook_receiver import Receiver, unreachable_url
 
 pytestmark = pytest.mark.django_db
@@ -15,6 +17,12 @@ def receiver(settings):
         settings.MONITORING_WEBHOOK_URL = r.url
         settings.MONITORING_WEBHOOK_FORMAT = "json"
         yield r
+
+
+def test_without_a_webhook_nothing_is_queued(settings):
+    settings.MONITORING_WEBHOOK_URL = None
+    enqueue_notification(alert=AlertFactory(), event="fired")
+    assert NotificationDelivery.objects.count() == 0
 
 
 def test_the_receiver_gets_exactly_one_marked_post_and_its_status_is_reported(receiver):

@@ -16,6 +16,7 @@ from typing import Any
 from unittest import mock
 
 from django.conf import settings
+from django.test import override_settings
 from hypothesis import strategies as st
 
 import monitoring.anomaly.series as anomaly_series
@@ -204,8 +205,8 @@ def check_trend(world: World, hours: dict, *, now: datetime, query: TrendQuery) 
 
 def check_anomaly_series(hours: dict, *, now: datetime) -> None:
     """The hourly counts the anomaly detector is fed equal the history (raw + pruned) per source and hour."""
-    assert hasattr(anomaly_series, "_hourly_counts"), "the function that turns hourly sums into HourCounts moved"
-    original = anomaly_series._hourly_counts
+    assert hasattr(anomaly_series, "hourly_series"), "the function that turns hourly sums into HourCounts moved"
+    original = anomaly_series.hourly_series
     captured: dict[str, list] = {}
 
     def spy(*, rows, last):
@@ -214,8 +215,12 @@ def check_anomaly_series(hours: dict, *, now: datetime) -> None:
         captured[source] = counts
         return counts
 
-    with mock.patch.object(anomaly_series, "_hourly_counts", spy):
-        anomaly_series.recent_anomalies(now=now, training_days=TRAINING_DAYS)
+    anomaly_series.reset_detectors()  # the detectors are rebuilt from the history, not fed one more hour
+    with (
+        mock.patch.object(anomaly_series, "hourly_series", spy),
+        override_settings(MONITORING_ANOMALY_TRAINING_DAYS=TRAINING_DAYS),
+    ):
+        anomaly_series.live_anomalies(now=now)
     last = oracle.floor_hour(now) - HOUR
     since = last.replace(hour=0) - timedelta(days=TRAINING_DAYS)
     for source in SOURCES:

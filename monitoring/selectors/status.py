@@ -1,0 +1,109 @@
+"""The one place that computes pipeline status.
+
+The REST view, the management command (and the live feed) call :func:`pipeline_status` and only
+format its result. Sums and counts come from database aggregates; Python only turns a handful of
+aggregated numbers into rates and statuses. Metric sums come from the one window computation
+(:mod:`monitoring.windows`); the other queries are hand-written SQL that runs on PostgreSQL and SQLite
+alike: building and compiling them with the ORM took longer than running them.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+from monitoring.anomaly.series import live_anomalies, not_started
+from monitoring.conf import default_window_hours, thresholds
+from monitoring.selectors.alerts import active_alerts, alerts_floor, with_floor
+from monitoring.selectors.common import MAX_WINDOW_HOURS, MIN_WINDOW_HOURS, NO_DATA, isoformat, worst
+from monitoring.selectors.quality import data_quality
+from monitoring.selectors.scraping import scraping_health
+from monitoring.windows import floor_hour
+
+logger = logging.getLogger(__name__)
+
+
+def current_anomalies(*, now: datetime) -> dict[str, Any]:
+    """The detector's findings (last closed hour and the current one so far) and each source's readiness.
+
+    The fed detectors live in the process (:mod:`monitoring.anomaly.series`), so a call costs one
+    judgement of the current hour; that judgement is shared through the cache for
+    ``MONITORING_ANOMALY_CACHE_SECONDS`` (per hour), since it only moves as reports arrive.
+    """
+    # "v2": entries of the previous shape (a bare list) may still sit in a shared cache after a deploy.
+    key = f"anomalies:v2:{floor_hour(now).isoformat()}"
+    # The cache only saves work: with it unreachable (Redis down) the findings are computed each time,
+    # and the status still answers from PostgreSQL.
+    try:
+        found = cache.get(key)
+    except Exception:
+        logger.warning("anomaly cache unavailable; computing the findings without it", exc_info=True)
+        return live_anomalies(now=now)
+    if found is None:
+        found = live_anomalies(now=now)
+        try:
+            cache.set(key, found, timeout=settings.MONITORING_ANOMALY_CACHE_SECONDS)
+        except Exception:
+            logger.warning("anomaly cache unavailable; findings not kept", exc_info=True)
+    return found
+
+
+def pipeline_status(*, now: datetime | None = None, window_hours: int | None = None) -> dict[str, Any]:
+    """The status document served by the REST endpoint, the command and the live feed."""
+    now = now or timezone.now()
+    window_hours = default_window_hours() if window_hours is None else window_hours
+    if not MIN_WINDOW_HOURS <= window_hours <= MAX_WINDOW_HOURS:
+        raise ValueError(f"window_hours must be within {MIN_WINDOW_HOURS}..{MAX_WINDOW_HOURS}")
+    limits = thresholds()
+    scraping = scraping_health(now=now, window_hours=window_hours, limits=limits)
+    quality = data_quality(now=now, window_hours=window_hours, limits=limits)
+    alerts = active_alerts()
+    floor = alerts_floor(alerts)
+    anomalies = current_anomalies(now=now)
+    for row in quality["by_source"]:
+        row["anomaly_detection"] = anomalies["readiness"].get(row["source"]) or not_started()
+    return {
+        "timestamp": isoformat(now),
+        "overall_status": with_floor(worst(scraping["status"], quality["status"]), floor),
+        "alerts_floor": floor,
+        "window_hours": window_hours,
+        "scraping_health": scraping,
+        "data_quality": quality,
+        "anomalies": anomalies["findings"],
+        "alerts": alerts,
+    }
+
+
+def per_source_status(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Split a status document into per-source details (no query: derived from the document).
+
+    A source's status is raised by its own alerts exactly as the overall status is by all of them
+    (:func:`alerts_floor`); alerts across all sources (no source) only raise the overall status.
+    """
+    scraping = {row["source"]: row for row in document["scraping_health"]["sources"]}
+    quality = {row["source"]: row for row in document["data_quality"]["by_source"]}
+    floors = {
+        name: alerts_floor([alert for alert in document["alerts"] if alert["source"] == name])
+        for name in scraping.keys() | quality.keys()
+    }
+    return {
+        name: {
+            "source": name,
+            "status": with_floor(
+                worst(
+                    scraping[name]["status"] if name in scraping else NO_DATA,
+                    quality[name]["status"] if name in quality else NO_DATA,
+                ),
+                floors[name],
+            ),
+            "scraping": scraping.get(name),
+            "data_quality": quality.get(name),
+            "window_hours": document["window_hours"],
+        }
+        for name in sorted(scraping.keys() | quality.keys())
+    }
