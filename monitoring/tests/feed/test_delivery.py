@@ -8,28 +8,9 @@ from monitoring import events
 from monitoring.feed.delivery import REPLAYED, RESYNCED, Delivery
 from monitoring.feed.frames import Frame
 from monitoring.feed.memory_store import MemoryFeedStore
-from monitoring.feed.store import History
+from monitoring.tests.feed.readers import StoreReader
 
 pytestmark = pytest.mark.asyncio
-
-
-class Reader:
-    """The store itself, with a switch that makes history lookups fail."""
-
-    def __init__(self, store: MemoryFeedStore) -> None:
-        self.store = store
-        self.broken = False
-
-    async def since(self, **kwargs) -> History:
-        if self.broken:
-            raise ConnectionError("store away")
-        return await self.store.since(**kwargs)
-
-    async def snapshot(self, *, topic: str) -> list[Frame]:
-        return await self.store.snapshot(topic=topic)
-
-    async def latest(self, *, topic: str) -> Frame | None:
-        return await self.store.latest(topic=topic)
 
 
 async def publish(store, topic=events.STATUS_TOPIC, n=1, message_type=None, data=None) -> list[Frame]:
@@ -51,7 +32,7 @@ def store():
 
 @pytest.fixture
 def delivery(store):
-    engine = Delivery(reader=Reader(store), history_limit=5)
+    engine = Delivery(reader=StoreReader(store), history_limit=5)
     engine.follow(events.STATUS_TOPIC)
     return engine
 
@@ -99,7 +80,7 @@ async def test_a_store_that_cannot_answer_is_a_resync_not_an_error(store, delive
 
 
 async def test_a_new_epoch_on_the_alerts_topic_restarts_from_its_snapshot_before_the_change(store):
-    delivery = Delivery(reader=Reader(store), history_limit=5)
+    delivery = Delivery(reader=StoreReader(store), history_limit=5)
     delivery.follow(events.ALERTS_TOPIC)
     await publish(store, events.ALERTS_TOPIC, data={"alerts": []})
     await delivery.snapshot(events.ALERTS_TOPIC)

@@ -9,22 +9,9 @@ from monitoring.feed.delivery import Delivery
 from monitoring.feed.frames import Frame
 from monitoring.feed.memory_store import MemoryFeedStore
 from monitoring.feed.ordering import InOrder
+from monitoring.tests.feed.readers import StoreReader
 
 pytestmark = pytest.mark.asyncio
-
-
-class StoreReader:
-    def __init__(self, store):
-        self.store = store
-
-    async def since(self, **kwargs):
-        return await self.store.since(**kwargs)
-
-    async def snapshot(self, *, topic):
-        return await self.store.snapshot(topic=topic)
-
-    async def latest(self, *, topic):
-        return await self.store.latest(topic=topic)
 
 
 async def _setup():

@@ -9,6 +9,7 @@ from monitoring.feed.delivery import Delivery
 from monitoring.feed.frames import Frame
 from monitoring.feed.memory_store import MemoryFeedStore
 from monitoring.feed.requests import Requests
+from monitoring.tests.feed.readers import StoreReader
 
 pytestmark = pytest.mark.asyncio
 
@@ -29,23 +30,6 @@ class Fanout:
         return self.notice
 
 
-class Source:
-    def __init__(self, store):
-        self.store = store
-
-    async def since(self, **kwargs):
-        return await self.store.since(**kwargs)
-
-    async def snapshot(self, *, topic):
-        return await self.store.snapshot(topic=topic)
-
-    async def latest(self, *, topic):
-        return await self.store.latest(topic=topic)
-
-    async def status_frame(self):
-        return await self.store.latest(topic=events.STATUS_TOPIC)
-
-
 async def _requests(max_topics=3):
     store = MemoryFeedStore(history_length=10)
     await store.publish(topic=events.STATUS_TOPIC, parts=events.topic_frame_parts(topic="status", data={}))
@@ -57,7 +41,7 @@ async def _requests(max_topics=3):
     async def refuse(refusal):
         refused.append(refusal.code)
 
-    source, fanout = Source(store), Fanout()
+    source, fanout = StoreReader(store), Fanout()
     requests = Requests(
         delivery=Delivery(reader=source, history_limit=10),
         source=source,
