@@ -125,3 +125,16 @@ async def test_an_in_memory_layer_gets_hints_only_with_a_broadcaster_in_this_pro
     assert event["reason"] == "embedded"
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(feed.BROADCASTER_CHANNEL), timeout=0.5)
+
+
+@pytest.mark.usefixtures("feed_backend")
+async def test_a_source_with_the_longest_name_ingest_accepts_is_published_to_its_followers():
+    """Regression: without Redis its group name was too long for the channel layer: every status publish failed."""
+    source = "s" * 100
+    topic = events.source_topic(source)
+    channel = await _member_of(topic)
+    await database_sync_to_async(DataQualityMetricFactory)(source=source)
+    document = await database_sync_to_async(pipeline_status)()
+    published = await feed.publish_status(document=document)
+    assert topic in published
+    assert frame_from_event(await get_channel_layer().receive(channel)).topic == topic
