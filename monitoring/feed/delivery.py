@@ -36,7 +36,7 @@ class Reader(Protocol):
     async def latest(self, *, topic: str) -> Frame | None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Cursor:
     """The last frame of a topic this connection was given (no epoch: nothing yet)."""
 
@@ -55,6 +55,9 @@ class Resume:
 
 
 class Delivery:
+    # One per open socket: slots keep thousands of them small (no per-instance dict).
+    __slots__ = ("reader", "history_limit", "cursors")
+
     def __init__(self, *, reader: Reader, history_limit: int) -> None:
         self.reader = reader
         self.history_limit = history_limit

@@ -24,6 +24,9 @@ class Refusal:
 
 
 class InputGuard:
+    # One per open socket: slots keep thousands of them small (no per-instance dict).
+    __slots__ = ("limit", "bucket", "strikes", "last_rate_error")
+
     def __init__(self, *, max_frame_bytes: int, rate: float, burst: int, max_strikes: int) -> None:
         self.limit = max_frame_bytes
         self.bucket = TokenBucket(rate=rate, burst=burst)

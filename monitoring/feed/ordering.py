@@ -19,6 +19,9 @@ logger = logging.getLogger(__name__)
 
 
 class InOrder:
+    # One per open socket: slots keep thousands of them small (no per-instance dict).
+    __slots__ = ("delivery", "send", "bound", "serial", "backlog", "drainer")
+
     def __init__(self, *, delivery: Delivery, send: Callable[[Out], Awaitable[None]], bound: int) -> None:
         self.delivery = delivery
         self.send = send

@@ -6,6 +6,8 @@ import time
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up."""
 
+    __slots__ = ("rate", "burst", "tokens", "updated")  # one per open socket
+
     def __init__(self, *, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
@@ -24,6 +26,8 @@ class TokenBucket:
 
 class StrikeCounter:
     """Counts offences in a sliding window; ``add`` says whether the limit is now exceeded."""
+
+    __slots__ = ("limit", "window", "times")  # one per open socket
 
     def __init__(self, *, limit: int, window: float = 10.0) -> None:
         self.limit = limit

@@ -23,6 +23,9 @@ class Source(Protocol):
 
 
 class Requests:
+    # One per open socket: slots keep thousands of them small (no per-instance dict).
+    __slots__ = ("delivery", "source", "fanout", "member", "send", "refuse", "max_topics")
+
     def __init__(
         self,
         *,

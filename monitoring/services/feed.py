@@ -114,6 +114,10 @@ class FeedReader:
         return await ensure_status_frame()
 
 
+# Stateless: one reader serves every connection of the process.
+READER = FeedReader()
+
+
 async def snapshot_frames(*, topic: str) -> list[Frame]:
     """The topic's latest full-state frame, then the frames published after it (``[]``: nothing yet).
 
