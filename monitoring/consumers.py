@@ -131,12 +131,11 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         frame and socket, nothing allocated); anything else goes through the ordering engine."""
         if self.closing:
             return
-        order = self.order
-        if order.backlog is None and self.delivery.take_if_next(frame):
+        if self.order.goes_straight_out(frame):
             telemetry.WS_FRAMES_SENT.inc()
             await self._send(frame.text)
             return
-        await order.offer(frame)
+        await self.order.offer(frame)
 
     async def notice(self, text: str) -> None:
         """The fan-out's ``status_stale`` notice, in order with the frames."""

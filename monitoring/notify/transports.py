@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -171,8 +172,6 @@ def configured() -> bool:
 
 def receiver_host() -> str | None:
     """Where notices go, without secrets: the webhook's host, or Slack's API host and the channel."""
-    from urllib.parse import urlsplit
-
     transport = from_settings()
     if transport is None:
         return None
