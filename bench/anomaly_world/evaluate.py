@@ -37,6 +37,8 @@ class Entry:
     # The per-kind sets cost about three times the mixed set; the old robust detector (about 1 ms per
     # hour and metric) would take minutes on them, so it runs the mixed set unless asked otherwise.
     per_kind: bool = True
+    # Run when no --detectors list is given.
+    default: bool = True
 
 
 REGISTRY = (
@@ -52,6 +54,8 @@ REGISTRY = (
         factory="bench.anomaly_world.baselines:make_old_robust",
         partial=False,
         per_kind=False,
+        # History only (about a minute more): `--detectors zscore,robust_old,streaming` to include it.
+        default=False,
     ),
     Entry(
         name=NEW_DETECTOR,

@@ -59,6 +59,39 @@ def effects(*, event: Event, start: datetime) -> Effects:
     return out
 
 
+def _contribution(
+    *,
+    metric: str,
+    hour: int,
+    quarters: list[int],
+    seen: int,
+    effect: dict[int, float],
+    profile: Profile,
+    bg: Background,
+) -> float:
+    """z² of the shift over ``quarters`` (all in ``hour``) against the source's own noise, true expectation known.
+
+    ``seen`` is how many of the hour's quarters have been observed (4 once it is closed): the noise is that
+    of the observed part of the hour, of which the incident's quarters are a part.
+    """
+    if hour * QUARTERS + QUARTERS > len(bg.volume):
+        return 0.0
+    mean = sum(bg.volume[hour * QUARTERS : hour * QUARTERS + seen])
+    if metric == VOLUME:
+        shift = sum(bg.volume[q] * (1.0 - effect[q]) for q in quarters)
+        # One gamma multiplier per hour: the quarters of an hour share it.
+        variance = mean + mean * mean / profile.shape
+    else:
+        p = bg.geocoding[hour] if metric == GEOCODING else bg.validation[hour]
+        concentration = profile.geocoding_concentration if metric == GEOCODING else profile.validation_concentration
+        n = mean if metric == GEOCODING else mean * bg.geocoding[hour]
+        if n < 1.0:
+            return 0.0
+        shift = sum(effect[q] * bg.volume[q] for q in quarters) / mean if mean else 0.0
+        variance = p * (1.0 - p) / n * (1.0 + (n - 1.0) / (concentration + 1.0))
+    return shift * shift / variance if variance > 0 else 0.0
+
+
 def oracle_z(*, event: Event, start: datetime, profile: Profile, bg: Background) -> float:
     """The likelihood-ratio z an oracle gets from the whole incident (hourly sums, true noise)."""
     total = 0.0
@@ -67,26 +100,38 @@ def oracle_z(*, event: Event, start: datetime, profile: Profile, bg: Background)
         for q in per_quarter:
             hours.setdefault(q // QUARTERS, []).append(q)
         for hour, quarters in hours.items():
-            if hour * QUARTERS + QUARTERS > len(bg.volume):
-                continue
-            lam = bg.volume[hour * QUARTERS : hour * QUARTERS + QUARTERS]
-            mean = sum(lam)
-            if metric == VOLUME:
-                shift = sum(bg.volume[q] * (1.0 - per_quarter[q]) for q in quarters)
-                variance = mean + mean * mean / profile.shape
-            else:
-                p = bg.geocoding[hour] if metric == GEOCODING else bg.validation[hour]
-                concentration = (
-                    profile.geocoding_concentration if metric == GEOCODING else profile.validation_concentration
-                )
-                n = mean if metric == GEOCODING else mean * bg.geocoding[hour]
-                if n < 1.0:
-                    continue
-                shift = sum(per_quarter[q] * bg.volume[q] for q in quarters) / mean if mean else 0.0
-                variance = p * (1.0 - p) / n * (1.0 + (n - 1.0) / (concentration + 1.0))
-            if variance > 0:
-                total += shift * shift / variance
+            total += _contribution(
+                metric=metric, hour=hour, quarters=quarters, seen=QUARTERS, effect=per_quarter, profile=profile, bg=bg
+            )
     return math.sqrt(total)
+
+
+def oracle_delay(*, event: Event, start: datetime, profile: Profile, bg: Background, z: float) -> float | None:
+    """Hours from the start until the incident's evidence so far reaches ``z`` for an oracle, or None.
+
+    The oracle knows the true expectation, the noise and the moment the incident started, and tests once.
+    Evidence is counted as :func:`oracle_z` counts it (a normal approximation of the source's noise), at
+    quarter-hour steps, the current hour as far as it has been observed. For rate shifts and slow slides
+    that makes it a lower bound on the delay of any detector that needs ``z`` spreads (a real one tests
+    continuously, so it needs more); for deep volume drops it understates the evidence of a count far
+    below a skewed negative binomial, so a detector can be faster there.
+    """
+    per_metric = effects(event=event, start=start)
+    first = int((event.start - start).total_seconds() // 900)
+    last = max(max(q) for q in per_metric.values()) + 1
+    closed = 0.0
+    for q in range(first, last):
+        hour, seen = q // QUARTERS, q % QUARTERS + 1
+        current = list(range(max(first, hour * QUARTERS), q + 1))
+        partial = sum(
+            _contribution(metric=m, hour=hour, quarters=current, seen=seen, effect=e, profile=profile, bg=bg)
+            for m, e in per_metric.items()
+        )
+        if closed + partial >= z * z:
+            return (q + 1 - first) / QUARTERS
+        if seen == QUARTERS:
+            closed += partial
+    return None
 
 
 def _quarter(rng: random.Random, *, lowest: int, highest: int) -> int:

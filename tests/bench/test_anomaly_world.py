@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bench.anomaly_world.evaluate import MIXED, REGISTRY, evaluate_detector
-from bench.anomaly_world.incidents import FIRST_HOUR
+from bench.anomaly_world.incidents import FIRST_HOUR, ORACLE_Z, oracle_delay, oracle_z
 from bench.anomaly_world.labels import DROP, GEOCODING, KINDS, METRICS, SPIKE, VALIDATION, VOLUME, Event
 from bench.anomaly_world.scoring import Detection, false_alarm_runs, score
 from bench.anomaly_world.world import build_world, hour_totals, source_counts
@@ -235,6 +235,33 @@ def test_labels_inside_the_range_and_realistic_in_count(world):
 def test_volumes_span_small_and_large_sources(world):
     levels = [statistics.fmean(bg.volume) * 4 for bg in world.backgrounds]
     assert min(levels) < 40 and max(levels) > 1000
+
+
+def _oracle_args(world, event):
+    i = [p.name for p in world.profiles].index(event.source)
+    return {"event": event, "start": world.start, "profile": world.profiles[i], "bg": world.backgrounds[i]}
+
+
+def test_oracle_delay_is_inside_the_incident_and_grows_with_the_evidence_asked(world):
+    for event in world.events:
+        args = _oracle_args(world, event)
+        duration = (event.end - event.start).total_seconds() / 3600
+        # Every kept incident reaches ORACLE_Z over its whole length, so a lower bar is reached inside it.
+        early = oracle_delay(**args, z=4.5)
+        assert early is not None and 0.25 <= early <= duration
+        assert (early * 4).is_integer()  # quarter-hour steps
+        late = oracle_delay(**args, z=ORACLE_Z)
+        assert late is not None and early <= late <= duration
+        # The current hour's evidence is judged against the noise of its observed part, so a prefix can
+        # carry a little more than the whole incident's hourly sums: never several times more.
+        assert oracle_delay(**args, z=3 * oracle_z(**args)) is None
+
+
+def test_oracle_delay_of_a_slow_degradation_is_longer_than_of_an_outage(world):
+    delays = {kind: [] for kind in KINDS}
+    for event in world.events:
+        delays[event.kind].append(oracle_delay(**_oracle_args(world, event), z=4.5))
+    assert statistics.median(delays["degradation"]) > 4 * statistics.median(delays["outage"])
 
 
 def test_deterministic_per_seed_and_background_shared():
