@@ -71,8 +71,8 @@ function onStatus(doc, meta) {
   hideBanner();
   alerts.replaceAll(doc.alerts ?? []);
   trends.setSources([
-    ...doc.scraping_health.sources.map((s) => s.source),
-    ...doc.data_quality.by_source.map((s) => s.source),
+    ...doc.scraping_health.sources.map((s) => ({ source: s.source, records: 0 })),
+    ...doc.data_quality.by_source.map((s) => ({ source: s.source, records: s.geocoding_attempts })),
   ]);
   trends.maybeRefresh();
   if (!renderQueued) {

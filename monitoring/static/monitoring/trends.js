@@ -10,10 +10,13 @@ export const RANGES = {
   "7d": { bucket: "hour", window: 168, label: "7 days" },
   "30d": { bucket: "day", window: 720, label: "30 days" },
 };
-// One request per source: a bound keeps a pipeline with many sources from flooding the API.
-const MAX_SOURCES = 12;
 // Okabe–Ito: colours that stay distinct with the common colour-vision deficiencies.
-const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442"];
+export const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442"];
+// The records chart gives each of the largest sources a colour of its own and stacks the rest as one
+// grey "other": cycling eight colours over thirteen sources made two of them look alike. One request
+// per source shown, so the bound also keeps a pipeline with many sources from flooding the API.
+export const MAX_SOURCES = PALETTE.length;
+export const OTHER_COLOUR = "#8C8C8C";
 const RATE_METRICS = "geocoding_success_rate,validation_pass_rate,volume";
 
 const hourOnly = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit", timeZone: "UTC" });
@@ -71,6 +74,8 @@ export class TrendCharts {
     this.minGapMs = minGapMs;
     this.range = "24h";
     this.sources = [];
+    this.records = new Map(); // source → records in the status window: which sources are the largest
+    this.colours = new Map(); // source → colour, kept while the source stays shown
     this.lastFetch = -Infinity;
     this.inFlight = false;
     this.again = false;
@@ -84,12 +89,33 @@ export class TrendCharts {
     this.refresh();
   }
 
-  /** The sources of the latest status; a new or vanished source redraws at once. */
-  setSources(names) {
-    const next = [...new Set(names)].sort();
+  /**
+   * The sources of the latest status, each with its records in the status window (0 when unknown); a new or
+   * vanished source redraws at once, a changed ranking at the next refresh.
+   */
+  setSources(rows) {
+    const records = new Map();
+    for (const { source, records: count } of rows) records.set(source, Math.max(records.get(source) ?? 0, count ?? 0));
+    this.records = records;
+    const next = [...records.keys()].sort();
     if (next.join("\n") === this.sources.join("\n")) return;
     this.sources = next;
     this.refresh();
+  }
+
+  /** The sources the records chart shows on their own: the largest first, all of them when they fit. */
+  shownSources() {
+    const ranked = [...this.sources].sort((a, b) => (this.records.get(b) ?? 0) - (this.records.get(a) ?? 0) || a.localeCompare(b));
+    // With more sources than colours, one colour goes to "other".
+    return ranked.length <= MAX_SOURCES ? ranked : ranked.slice(0, MAX_SOURCES - 1);
+  }
+
+  /** A colour per shown source, stable while it stays shown: a ranking change does not repaint the chart. */
+  assignColours(shown) {
+    for (const source of [...this.colours.keys()]) if (!shown.includes(source)) this.colours.delete(source);
+    const free = PALETTE.filter((colour) => ![...this.colours.values()].includes(colour));
+    for (const source of shown) if (!this.colours.has(source)) this.colours.set(source, free.shift());
+    return shown.map((source) => this.colours.get(source));
   }
 
   /** Called on every status update; fetches at most once per `minGapMs`. */
@@ -129,7 +155,7 @@ export class TrendCharts {
     }
     const range = RANGES[this.range];
     const query = `bucket=${range.bucket}&window_hours=${range.window}`;
-    const shown = this.sources.slice(0, MAX_SOURCES);
+    const shown = this.shownSources();
     const [overall, ...perSource] = await Promise.all([
       getJson(`${this.trendsUrl}?metric=${RATE_METRICS}&${query}`),
       ...shown.map((source) => getJson(`${this.trendsUrl}?metric=volume&source=${encodeURIComponent(source)}&${query}`)),
@@ -155,19 +181,24 @@ export class TrendCharts {
         spanGaps: false,
       },
     ]);
-    this._draw(
-      "volume",
-      this.volumeCanvas,
-      "bar",
-      labels,
-      chartOptions({ stacked: true }),
-      perSource.map((trend, i) => ({
-        label: trend.source,
-        data: trend.metrics.volume.points.map((p) => p.records),
-        backgroundColor: PALETTE[i % PALETTE.length],
-      })),
-    );
-    const more = this.sources.length > shown.length ? ` Records chart: first ${shown.length} of ${this.sources.length} sources.` : "";
+    const colours = this.assignColours(shown);
+    const volume = perSource.map((trend, i) => ({
+      label: trend.source,
+      data: trend.metrics.volume.points.map((p) => p.records),
+      backgroundColor: colours[i],
+    }));
+    const others = this.sources.length - shown.length;
+    if (others > 0) {
+      // The rest is the total less the sources shown, so the stack adds up to the records over all sources.
+      const total = overall.metrics.volume.points.map((p) => p.records);
+      volume.push({
+        label: `other (${others} ${others === 1 ? "source" : "sources"})`,
+        data: total.map((records, b) => Math.max(records - volume.reduce((sum, d) => sum + (d.data[b] ?? 0), 0), 0)),
+        backgroundColor: OTHER_COLOUR,
+      });
+    }
+    this._draw("volume", this.volumeCanvas, "bar", labels, chartOptions({ stacked: true }), volume);
+    const more = others > 0 ? ` Records chart: the ${shown.length} largest sources, the other ${others} together.` : "";
     const text =
       `Last ${range.label} vs the ${range.label} before: ` +
       `${describeRate("geocoding", overall.metrics.geocoding_success_rate)}; ` +
