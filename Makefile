@@ -13,12 +13,15 @@ SQLITE_TRUTH_TESTS := monitoring/tests/test_truth.py monitoring/tests/test_trigg
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run dev test lint demo clean chaos stack bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench foreign-writes-bench
+.PHONY: run dev test lint demo clean chaos stack bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench foreign-writes-bench anomaly-tick-bench
 
-# Installs the lock (every package pinned with its hashes; pip checks them): nothing floats.
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Installs the lock (every package pinned with its hashes; pip checks them): nothing floats. Then the Python client
+# (clients/python) from its source, editable, for its tests and cm-report: --no-deps because its one dependency
+# (httpx) is in the lock, --no-build-isolation so it builds with the locked setuptools instead of fetching one.
+$(VENV)/.installed: requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable ./clients/python
 	touch $@
 
 ## lock: recompile requirements.txt and requirements-dev.txt (pinned, with hashes) from the .in inputs
@@ -76,7 +79,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/conflict_monitor_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 ## bench: every benchmark (about 10 minutes); figures and tables in bench/results/
-bench: status-bench live-feed-bench anomaly-eval ingest-bench foreign-writes-bench db-per-tick-bench connection-memory-bench
+bench: status-bench live-feed-bench anomaly-eval ingest-bench foreign-writes-bench db-per-tick-bench connection-memory-bench anomaly-tick-bench
 
 ## status-bench: status endpoint latency on 1 M and on 10 M metric rows (PostgreSQL; the 10 M fill in its own database <name>_10m, so each size reuses its fill)
 status-bench: $(VENV)/.installed
@@ -87,7 +90,7 @@ status-bench: $(VENV)/.installed
 live-feed-bench: $(VENV)/.installed
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(PY) -m bench.live_feed $(if $(PROFILE),--profile)
 
-## anomaly-eval: event precision/recall/time to detect of the anomaly detectors on a held-out world, versus a z-score baseline (bench/anomaly_world; bench/results/anomaly_eval.*; about 4 minutes)
+## anomaly-eval: event precision/recall/time to detect of the anomaly detectors on a held-out world, versus a z-score baseline (bench/anomaly_world; bench/results/anomaly_eval.*; about 3 minutes)
 anomaly-eval: $(VENV)/.installed
 	$(PY) bench/anomaly_eval.py
 
@@ -106,6 +109,10 @@ db-per-tick-bench: $(VENV)/.installed
 ## connection-memory-bench: RSS and Python heap per open live-feed socket, by the package that allocates it (about 1 minute)
 connection-memory-bench: $(VENV)/.installed
 	REDIS_URL=$(BENCH_REDIS_URL) $(PY) -m bench.connection_memory
+
+## anomaly-tick-bench: what live anomaly detection adds to a broadcaster tick at 100 sources, within the hour (cache entry present / missing), at the hour turn and on a process's first tick, against the 20 ms budget (own database conflict_monitor_bench_anomaly_tick, truncated and filled; about 1.5 minutes)
+anomaly-tick-bench: $(VENV)/.installed
+	$(PY) -m bench.anomaly_tick --redis-url $(BENCH_REDIS_URL)
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 test-artifacts

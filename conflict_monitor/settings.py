@@ -375,6 +375,8 @@ MONITORING_ANOMALY_SENSITIVITY = env_float("MONITORING_ANOMALY_SENSITIVITY", 4.5
 MONITORING_ANOMALY_TRAINING_DAYS = env_int("MONITORING_ANOMALY_TRAINING_DAYS", 14, minimum=1)
 # The fed detectors are kept per process; the current hour's judgement is shared this long (0: every call).
 MONITORING_ANOMALY_CACHE_SECONDS = env_int("MONITORING_ANOMALY_CACHE_SECONDS", 60, minimum=0)
+# Judge in a thread of its own and show the latest judgement: a tick or a request never waits for it.
+MONITORING_ANOMALY_BACKGROUND = env_bool("MONITORING_ANOMALY_BACKGROUND", True)
 # Webhook for new critical/high alerts and their resolution (unset: no notifications).
 MONITORING_WEBHOOK_URL = env_str("MONITORING_WEBHOOK_URL")
 MONITORING_WEBHOOK_FORMAT = env_choice("MONITORING_WEBHOOK_FORMAT", "json", choices=("json", "slack"))
@@ -397,6 +399,9 @@ MONITORING_NOTIFY_REPEAT_INTERVAL = env_float("MONITORING_NOTIFY_REPEAT_INTERVAL
 MONITORING_INGEST_MAX_BATCH = env_int("MONITORING_INGEST_MAX_BATCH", 5000, minimum=1)
 MONITORING_INGEST_MAX_BODY_BYTES = env_int("MONITORING_INGEST_MAX_BODY_BYTES", 2 * 1024 * 1024, minimum=1024)
 MONITORING_IDEMPOTENCY_TTL_HOURS = env_int("MONITORING_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
+# OpenLineage jobs named explicitly, JSON {"<namespace>/<name>": {"source": ..., "stage": ...}}; parsed and
+# checked by monitoring.openlineage.mapping when used (and by `manage.py check`). Unset: the default mapping.
+MONITORING_OPENLINEAGE_JOB_MAP = env_str("MONITORING_OPENLINEAGE_JOB_MAP", "")
 
 # --- Live feed ------------------------------------------------------------------------------
 WEBSOCKET_BROADCAST_INTERVAL = env_float("WEBSOCKET_BROADCAST_INTERVAL", 5.0, minimum=0.1)

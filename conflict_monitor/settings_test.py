@@ -24,3 +24,7 @@ STATIC_ROOT = None
 # Notices go out on the next sender round unless a test sets the grouping timers it is about.
 MONITORING_NOTIFY_GROUP_WAIT = 0.0
 MONITORING_NOTIFY_GROUP_INTERVAL = 0.0
+
+# Judged in the caller: a background thread could not see a test's uncommitted rows. The background path
+# has tests of its own (monitoring/tests/selectors/test_anomalies.py).
+MONITORING_ANOMALY_BACKGROUND = False

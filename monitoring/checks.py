@@ -63,3 +63,17 @@ def check_alert_rules(app_configs=None, **kwargs) -> list[Error]:
             for field, message in problems.items()
         )
     return errors
+
+
+@register()
+def check_openlineage_job_map(app_configs=None, **kwargs) -> list[Error]:
+    """The job map is read when OpenLineage events arrive; a wrong one should stop a deploy, not the first event."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from monitoring.openlineage.mapping import job_map
+
+    try:
+        job_map()
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="monitoring.E004")]
+    return []

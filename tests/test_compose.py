@@ -92,8 +92,10 @@ def max_connection_age() -> float:
     """WEBSOCKET_MAX_CONNECTION_AGE as the app servers get it: compose's value, else the settings' default."""
     from django.conf import settings
 
-    configured = {default_of(str(services()[name].get("environment", {}).get("WEBSOCKET_MAX_CONNECTION_AGE", "")))
-                  for name in APP_SERVICES} - {""}
+    configured = {
+        default_of(str(services()[name].get("environment", {}).get("WEBSOCKET_MAX_CONNECTION_AGE", "")))
+        for name in APP_SERVICES
+    } - {""}
     return max([float(v) for v in configured] or [settings.WEBSOCKET_MAX_CONNECTION_AGE])
 
 
@@ -128,8 +130,10 @@ def test_secrets_have_no_default_and_no_literal_value():
 
 
 def test_every_app_service_runs_the_one_image_built_from_the_dockerfile():
-    builds = {name: (json.dumps(services()[name].get("build"), sort_keys=True), services()[name].get("image"))
-              for name in APP_SERVICES}
+    builds = {
+        name: (json.dumps(services()[name].get("build"), sort_keys=True), services()[name].get("image"))
+        for name in APP_SERVICES
+    }
     assert len(set(builds.values())) == 1, builds
     build = services()["app1"]["build"]
     assert build["context"] == "." and (ROOT / build["context"] / build["dockerfile"]) == ROOT / "Dockerfile"

@@ -27,6 +27,8 @@ from monitoring.anomaly.detector import HourCounts
 
 LEARNING = "learning"
 READY = "ready"
+# Not a detector's state: the live service's, before a process has judged once (its detectors are being built).
+STARTING = "starting"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -142,24 +142,25 @@ def calibrate_rho(squares: list[float], sizes: list[int]) -> float:
     chi-square's. Unlike one inflation for the median size, this weighs a night of 20 records and a
     day of 2,000 each by its own size: real rates wobble from hour to hour beyond binomial noise
     (a batch of hard place names), and that wobble dominates large hours.
+
+    Solved directly rather than by search: an hour is above the chi-square's percentile exactly while
+    ``rho`` is below its own crossing point ``(square / q − 1) / size``, and the 90th percentile is above
+    it while at least a tenth of the hours are, so the answer is the crossing point that leaves that
+    tenth above: one sort instead of a bisection of sorts (this runs for every rate of every source
+    once a day, inside a broadcaster tick).
     """
-
-    def q90(rho: float) -> float:
-        scaled = sorted(sq / (1 + size * rho) for sq, size in zip(squares, sizes, strict=True))
-        return scaled[int(0.9 * len(scaled))]
-
-    if q90(MIN_RHO) <= CHI2_1_Q90:
+    n = len(squares)
+    if not n:
         return MIN_RHO
-    if q90(MAX_RHO) >= CHI2_1_Q90:
-        return MAX_RHO
-    low, high = MIN_RHO, MAX_RHO
-    for _ in range(24):
-        mid = math.sqrt(low * high)
-        if q90(mid) > CHI2_1_Q90:
-            low = mid
-        else:
-            high = mid
-    return high
+    # The percentile index used throughout: sorted(values)[int(0.9 n)] (above it: n − int(0.9 n) hours).
+    above_needed = n - int(0.9 * n)
+    crossings = sorted(
+        ((sq / CHI2_1_Q90 - 1.0) / size if size > 0 else (math.inf if sq > CHI2_1_Q90 else -math.inf))
+        for sq, size in zip(squares, sizes, strict=True)
+    )
+    # The hours above the percentile at a given rho are those whose crossing point is beyond it.
+    threshold = crossings[n - above_needed]
+    return min(max(threshold, MIN_RHO), MAX_RHO)
 
 
 def rate_score(*, successes: float, attempts: int, p: float, variance: float) -> float:

@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 
-from monitoring.anomaly.contract import LEARNING, Detector, Finding
+from monitoring.anomaly.contract import LEARNING, STARTING, Detector, Finding
 from monitoring.anomaly.detector import HourCounts
 from monitoring.anomaly.streaming import DEFAULT_SENSITIVITY, StreamingConfig, make_detector
 from monitoring.models import SourceSettings
@@ -217,6 +217,11 @@ def live_anomalies(*, now: datetime, sensitivity: float | None = None) -> dict[s
 def not_started() -> dict[str, Any]:
     """The readiness of a source without a closed hour yet (its first reports are in this hour)."""
     return {"state": LEARNING, "hours_seen": 0, "hours_needed": StreamingConfig().hours_needed}
+
+
+def starting() -> dict[str, Any]:
+    """The readiness of every source before this process has judged once (its detectors are being built)."""
+    return {"state": STARTING, "hours_seen": 0, "hours_needed": StreamingConfig().hours_needed}
 
 
 def recent_anomalies(*, now: datetime, sensitivity: float | None = None) -> list[dict[str, Any]]:

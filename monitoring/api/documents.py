@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from monitoring.anomaly.contract import LEARNING, READY
+from monitoring.anomaly.contract import LEARNING, READY, STARTING
 from monitoring.anomaly.detector import DROP, SPIKE
 from monitoring.anomaly.detector import METRICS as ANOMALY_METRICS
 from monitoring.api.serializers import PipelineRunSerializer
@@ -23,7 +23,7 @@ LIVENESS = ("ok",)
 READINESS = ("ready", "not_ready")
 CHECK_RESULTS = ("ok", "failed")
 ANOMALY_DIRECTIONS = (DROP, SPIKE)
-ANOMALY_READINESS_STATES = (LEARNING, READY)
+ANOMALY_READINESS_STATES = (STARTING, LEARNING, READY)
 TREND_DIRECTIONS = (UP, DOWN, FLAT)
 
 
@@ -90,7 +90,11 @@ class QualityCounts(serializers.Serializer):
 
 class AnomalyReadiness(serializers.Serializer):
     state = serializers.ChoiceField(
-        choices=ANOMALY_READINESS_STATES, help_text="learning: too little history yet, the detector does not judge."
+        choices=ANOMALY_READINESS_STATES,
+        help_text=(
+            "starting: the detectors are being built after the process started (seconds); "
+            "learning: too little history yet, the detector does not judge."
+        ),
     )
     hours_seen = serializers.IntegerField(help_text="Closed hours the source's detector has been fed.")
     hours_needed = serializers.IntegerField(help_text="Closed hours it needs before it judges.")

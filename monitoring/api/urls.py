@@ -1,6 +1,7 @@
 from django.urls import path
 
 from monitoring.api import alerts, notifications, views
+from monitoring.api.openlineage import OpenLineageView
 from monitoring.api.schema import SchemaView
 from monitoring.api.trends import TrendsView
 
@@ -12,6 +13,7 @@ urlpatterns = [
     path("runs", views.RunListCreateView.as_view(), name="runs"),
     path("runs/<int:run_id>", views.RunDetailView.as_view(), name="run"),
     path("runs/<int:run_id>/finish", views.RunFinishView.as_view(), name="run-finish"),
+    path("openlineage", OpenLineageView.as_view(), name="openlineage"),
     path("ws-ticket", views.WebSocketTicketView.as_view(), name="ws-ticket"),
     path("trends", TrendsView.as_view(), name="trends"),
     path("alerts", alerts.AlertListView.as_view(), name="alerts"),

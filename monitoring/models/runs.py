@@ -26,6 +26,9 @@ class PipelineRun(models.Model):
     items_in = models.IntegerField(default=0, db_default=0)
     items_out = models.IntegerField(default=0, db_default=0)
     error = models.TextField(blank=True, default="", db_default="")
+    # The runId of the OpenLineage run this row follows (POST openlineage): the key its events are applied
+    # by, so a repeated or late event finds its run. Null for runs recorded otherwise.
+    openlineage_run_id = models.UUIDField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -41,6 +44,13 @@ class PipelineRun(models.Model):
             ),
             models.CheckConstraint(condition=Q(status__in=["running", "succeeded", "failed"]), name="run_status_valid"),
             models.CheckConstraint(condition=Q(stage__in=["scrape", "geocode", "validate"]), name="run_stage_valid"),
+            # Partial: only OpenLineage runs are indexed, and on SQLite a partial unique index is created in
+            # place, where a unique column would rebuild the table and drop its triggers (monitoring/triggers.py).
+            models.UniqueConstraint(
+                fields=["openlineage_run_id"],
+                condition=Q(openlineage_run_id__isnull=False),
+                name="run_openlineage_run_id_unique",
+            ),
         ]
         indexes = [
             models.Index(fields=["stage", "source", "started_at"], name="run_stage_source_started"),

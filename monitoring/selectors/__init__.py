@@ -1,10 +1,12 @@
 """The read side, by concern: :mod:`.status` builds the status document (the one place that does),
-:mod:`.scraping` and :mod:`.quality` its two halves, :mod:`.alerts` the alert reads, :mod:`.runs` the
+:mod:`.scraping` and :mod:`.quality` its two halves, :mod:`.anomalies` the anomaly judgement it shows,
+:mod:`.alerts` the alert reads, :mod:`.runs` the
 run listing, :mod:`.common` the statuses and formats they share. Windows over raw rows and rollups
 are :mod:`monitoring.windows`. Callers import from here.
 """
 
 from monitoring.selectors.alerts import ALERT_FLOOR, active_alerts, alert_dict, alerts_floor, list_alerts, with_floor
+from monitoring.selectors.anomalies import current_anomalies
 from monitoring.selectors.common import (
     CRITICAL,
     DEGRADED,
@@ -19,7 +21,7 @@ from monitoring.selectors.common import (
 from monitoring.selectors.quality import data_quality
 from monitoring.selectors.runs import list_runs
 from monitoring.selectors.scraping import is_onboarding, scraping_health
-from monitoring.selectors.status import current_anomalies, per_source_status, pipeline_status
+from monitoring.selectors.status import per_source_status, pipeline_status
 
 __all__ = [
     "ALERT_FLOOR",

@@ -9,48 +9,18 @@ alike: building and compiling them with the ORM took longer than running them.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
-from monitoring.anomaly.series import live_anomalies, not_started
+from monitoring.anomaly.series import not_started, starting
 from monitoring.conf import default_window_hours, thresholds
 from monitoring.selectors.alerts import active_alerts, alerts_floor, with_floor
+from monitoring.selectors.anomalies import current_anomalies
 from monitoring.selectors.common import MAX_WINDOW_HOURS, MIN_WINDOW_HOURS, NO_DATA, isoformat, worst
 from monitoring.selectors.quality import data_quality
 from monitoring.selectors.scraping import scraping_health
-from monitoring.windows import floor_hour
-
-logger = logging.getLogger(__name__)
-
-
-def current_anomalies(*, now: datetime) -> dict[str, Any]:
-    """The detector's findings (last closed hour and the current one so far) and each source's readiness.
-
-    The fed detectors live in the process (:mod:`monitoring.anomaly.series`), so a call costs one
-    judgement of the current hour; that judgement is shared through the cache for
-    ``MONITORING_ANOMALY_CACHE_SECONDS`` (per hour), since it only moves as reports arrive.
-    """
-    # "v2": entries of the previous shape (a bare list) may still sit in a shared cache after a deploy.
-    key = f"anomalies:v2:{floor_hour(now).isoformat()}"
-    # The cache only saves work: with it unreachable (Redis down) the findings are computed each time,
-    # and the status still answers from PostgreSQL.
-    try:
-        found = cache.get(key)
-    except Exception:
-        logger.warning("anomaly cache unavailable; computing the findings without it", exc_info=True)
-        return live_anomalies(now=now)
-    if found is None:
-        found = live_anomalies(now=now)
-        try:
-            cache.set(key, found, timeout=settings.MONITORING_ANOMALY_CACHE_SECONDS)
-        except Exception:
-            logger.warning("anomaly cache unavailable; findings not kept", exc_info=True)
-    return found
 
 
 def pipeline_status(*, now: datetime | None = None, window_hours: int | None = None) -> dict[str, Any]:
@@ -65,8 +35,9 @@ def pipeline_status(*, now: datetime | None = None, window_hours: int | None = N
     alerts = active_alerts()
     floor = alerts_floor(alerts)
     anomalies = current_anomalies(now=now)
+    unknown = starting() if anomalies.get("starting") else not_started()
     for row in quality["by_source"]:
-        row["anomaly_detection"] = anomalies["readiness"].get(row["source"]) or not_started()
+        row["anomaly_detection"] = anomalies["readiness"].get(row["source"]) or unknown
     return {
         "timestamp": isoformat(now),
         "overall_status": with_floor(worst(scraping["status"], quality["status"]), floor),

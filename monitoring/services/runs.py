@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
+from uuid import UUID
 
 from django.db import transaction
 from django.utils import timezone
@@ -53,8 +54,11 @@ def record_run(
     items_in: int = 0,
     items_out: int = 0,
     error: str = "",
+    openlineage_run_id: UUID | None = None,
 ) -> PipelineRun:
-    """Record a run that has started, or one that already finished (then ``finished_at`` defaults to now)."""
+    """Record a run that has started, or one that already finished (then ``finished_at`` defaults to now).
+
+    ``openlineage_run_id`` is unique: a second run with the same one raises ``IntegrityError``."""
     errors: dict[str, str] = {}
     if not isinstance(source, str) or not SOURCE_PATTERN.fullmatch(source):
         errors["source"] = "1-100 characters: letters, digits, '_', '.', ':', '-'."
@@ -86,6 +90,7 @@ def record_run(
             items_in=items_in,
             items_out=items_out,
             error=error,
+            openlineage_run_id=openlineage_run_id,
         )
         request_status_push_on_commit(reason="run")
         transaction.on_commit(partial(count_ingested, kind="run", rows=1))

@@ -317,6 +317,7 @@ async def test_a_client_through_the_balancer_sees_one_unbroken_sequence_across_a
     assert all(n >= 3 for n in after_restart), after_restart
     assert handover <= 2 * INTERVAL + 2, handover
     assert f"{names[holder]:<12} | Metrics at" in log  # the restarted broadcaster's own output
+
     # HAProxy's log of the resuming handshake (written when that socket closed): on the other server, and how
     # many connection attempts it retried ("+1": one, redispatched, since the stopped server refused it).
     def resume_lines() -> list[list[str]]:

@@ -118,8 +118,11 @@ function qualityRows(bySource) {
   );
 }
 
-/** The anomaly detector's short-history state: it does not judge a source it is still learning. */
+/** The anomaly detector's state when it does not judge a source: being built, or still learning. */
 function learning(detection) {
+  if (detection?.state === "starting") {
+    return [" ", h("span", { class: "muted learning", title: "The server is building its anomaly detectors." }, "detector starting")];
+  }
   if (!detection || detection.state !== "learning") return null;
   return [
     " ",
