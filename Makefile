@@ -110,7 +110,7 @@ db-per-tick-bench: $(VENV)/.installed
 connection-memory-bench: $(VENV)/.installed
 	REDIS_URL=$(BENCH_REDIS_URL) $(PY) -m bench.connection_memory
 
-## anomaly-tick-bench: what live anomaly detection adds to a broadcaster tick at 100 sources, within the hour (cache entry present / missing), at the hour turn and on a process's first tick, against the 20 ms budget (own database conflict_monitor_bench_anomaly_tick, truncated and filled; about 1.5 minutes)
+## anomaly-tick-bench: what live anomaly detection adds to a broadcaster tick at 100 sources with judging in the background (fresh judgement, the tick that starts a judgement, ticks during a refresh, an hour turn and a build) and what judging costs, against the 20 ms budget (own database conflict_monitor_bench_anomaly_tick, truncated and filled; about 3.5 minutes)
 anomaly-tick-bench: $(VENV)/.installed
 	$(PY) -m bench.anomaly_tick --redis-url $(BENCH_REDIS_URL)
 

@@ -217,10 +217,11 @@ class Instruments:
 def _module(file: str) -> str:
     """A profiled file as a short name: the project's path, a package's from its name on, the standard
     library's as "stdlib/...", builtins (C functions) as "~"."""
-    if file.startswith(f"{ROOT}/"):
-        return file[len(f"{ROOT}/") :]
+    # Packages first: the project's virtualenv may lie inside the project.
     if "/site-packages/" in file:
         return file.split("/site-packages/", 1)[1]
+    if file.startswith(f"{ROOT}/"):
+        return file[len(f"{ROOT}/") :]
     if "/lib/python3" in file:
         return "stdlib/" + file.split("/lib/python3", 1)[1].split("/", 1)[-1]
     return file

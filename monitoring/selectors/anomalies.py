@@ -98,6 +98,12 @@ def _judge_in_background(*, now: datetime) -> None:
                 return  # another process is judging; its result arrives through the cache
         except Exception:
             logger.warning("anomaly cache unavailable; judging without the lock", exc_info=True)
+        # A judgement may have been stored since the caller read the cache (the thread that made it has
+        # just ended): judging the same moment again would only cost a second judgement.
+        entry = _read()
+        if entry is not None and _fresh(entry, now=now):
+            _unlock()
+            return
         _worker = threading.Thread(target=_judge, kwargs={"now": now}, name="anomaly-judge", daemon=True)
         _worker.start()
 
@@ -108,12 +114,16 @@ def _judge(*, now: datetime) -> None:
     except Exception:
         logger.exception("judging the anomalies failed; the previous judgement stays shown for now")
     finally:
-        try:
-            cache.delete(LOCK_KEY)
-        except Exception:
-            logger.warning("anomaly cache unavailable; the judging lock expires by itself", exc_info=True)
+        _unlock()
         # This thread's own database connection: nothing else would ever close it.
         connection.close()
+
+
+def _unlock() -> None:
+    try:
+        cache.delete(LOCK_KEY)
+    except Exception:
+        logger.warning("anomaly cache unavailable; the judging lock expires by itself", exc_info=True)
 
 
 def wait_for_judgement(timeout: float | None = None) -> bool:

@@ -142,3 +142,12 @@ def _slow(function):
         return function(**kwargs)
 
     return slow
+
+
+def test_a_judgement_stored_while_the_caller_decided_to_judge_is_not_made_twice(background, counted):
+    _fill()
+    # The caller read a stale entry; by the time it starts judging, another thread has stored a fresh one.
+    cache.set(KEY, {"judged_at": NOW.isoformat(), "document": {"findings": [], "readiness": {}}})
+    anomalies._judge_in_background(now=NOW + timedelta(seconds=1))
+    assert wait_for_judgement(timeout=60)
+    assert counted.call_count == 0 and cache.get(LOCK_KEY) is None
