@@ -25,7 +25,7 @@ from monitoring import events, lua, telemetry
 from monitoring.feed.db_changes import listen_for_changes, listen_supported
 from monitoring.feed.frames import is_status_dirty
 from monitoring.feed.registry import redis_client
-from monitoring.selectors import pipeline_status
+from monitoring.selectors import anomalies, pipeline_status
 from monitoring.services.alerts import evaluate_alerts
 from monitoring.services.feed import (
     BROADCASTER_CHANNEL,
@@ -237,6 +237,8 @@ async def _wait_any(dirty: asyncio.Event | None, stop: asyncio.Event, *, timeout
 
 
 def build_broadcaster() -> Broadcaster:
+    # The process that publishes the status judges the anomalies it shows (in a thread of its own).
+    anomalies.judge_in_this_process(anomalies.THREAD)
     if settings.REDIS_URL:
         interval = settings.WEBSOCKET_BROADCAST_INTERVAL
         lease = RedisLease(

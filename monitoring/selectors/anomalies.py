@@ -10,7 +10,11 @@ while callers keep reading the previous judgement (a judgement is at most one re
 which hour it judged). Until the first judgement exists, every source's detector is ``starting``.
 One process judges at a time (a lock in the shared cache); the others read its result.
 
-Off (the test settings), the caller judges when the cache has nothing for the current hour, as before.
+Which processes judge: the one that runs the broadcaster (its thread; in the embedded default that is
+the server itself), and a command that prints the status (in the caller: it exits right after). A
+server of a deployment with Redis only reads what the broadcaster judged, so judging never competes
+with the sockets it serves. Off (the test settings), every caller judges when the shared judgement is
+stale, as before.
 """
 
 from __future__ import annotations
@@ -37,8 +41,29 @@ MAX_STALE = timedelta(minutes=10)
 # A judging process that died frees the lock after this long.
 LOCK_SECONDS = 600
 
+# Roles: judge in the caller, judge in this process's thread, or only read what another process judged.
+CALLER, THREAD, READER = "caller", "thread", "reader"
+
 _worker: threading.Thread | None = None
 _worker_lock = threading.Lock()
+_role: str | None = None
+
+
+def judge_in_this_process(role: str) -> None:
+    """Set at start-up by a process that judges: the broadcaster (``THREAD``) or a command (``CALLER``)."""
+    global _role
+    if role not in (CALLER, THREAD, READER):
+        raise ValueError(f"unknown judging role {role!r}")
+    _role = role
+
+
+def judging_role() -> str:
+    if not settings.MONITORING_ANOMALY_BACKGROUND:
+        return CALLER
+    if _role is not None:
+        return _role
+    # Without Redis the broadcaster runs in this very process; with it, the broadcaster's process judges.
+    return READER if settings.REDIS_URL else THREAD
 
 
 def current_anomalies(*, now: datetime) -> dict[str, Any]:
@@ -47,10 +72,11 @@ def current_anomalies(*, now: datetime) -> dict[str, Any]:
     ``readiness`` maps each source the judgement knows to ``state``, ``hours_seen``, ``hours_needed``; a
     source it does not know yet gets :func:`not_judged_yet` from the caller.
     """
-    if not settings.MONITORING_ANOMALY_BACKGROUND:
+    role = judging_role()
+    if role == CALLER:
         return _judged_here(now=now)
     entry = _read()
-    if entry is None or not _fresh(entry, now=now):
+    if role == THREAD and (entry is None or not _fresh(entry, now=now)):
         _judge_in_background(now=now)
     if entry is None or now - datetime.fromisoformat(entry["judged_at"]) > MAX_STALE:
         return {"findings": [], "readiness": {}, "starting": True}

@@ -28,9 +28,11 @@ def background(settings, transactional_db):
     """Judging in a thread of its own (committed rows: the thread has its own database connection)."""
     settings.MONITORING_ANOMALY_BACKGROUND = True
     anomalies._worker = None
+    anomalies.judge_in_this_process(anomalies.THREAD)  # as the broadcaster's process
     yield
     assert wait_for_judgement(timeout=60), "a judgement was still running when the test ended"
     anomalies._worker = None
+    anomalies._role = None
 
 
 @pytest.mark.django_db
@@ -151,3 +153,39 @@ def test_a_judgement_stored_while_the_caller_decided_to_judge_is_not_made_twice(
     anomalies._judge_in_background(now=NOW + timedelta(seconds=1))
     assert wait_for_judgement(timeout=60)
     assert counted.call_count == 0 and cache.get(LOCK_KEY) is None
+
+
+@pytest.fixture
+def role():
+    yield anomalies.judge_in_this_process
+    anomalies._role = None
+
+
+def test_a_server_of_a_redis_deployment_only_reads_what_the_broadcaster_judged(background, counted, settings, role):
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0"  # the cache stays the test's: only the role is read from it
+    anomalies._role = None  # a server process: it built no broadcaster
+    _fill()
+    assert anomalies.judging_role() == anomalies.READER
+    assert current_anomalies(now=NOW) == STARTING
+    assert wait_for_judgement(timeout=60) and counted.call_count == 0
+    role(anomalies.THREAD)  # the broadcaster's process
+    current_anomalies(now=NOW)
+    assert wait_for_judgement(timeout=60) and counted.call_count == 1
+
+
+def test_without_redis_the_server_judges_itself_since_the_broadcaster_runs_inside_it(background, settings):
+    settings.REDIS_URL = ""
+    anomalies._role = None
+    assert anomalies.judging_role() == anomalies.THREAD
+
+
+def test_a_command_judges_in_the_caller_because_it_exits_once_it_has_printed(background, counted, role):
+    _fill(collapse={("acled", LAST)})
+    role(anomalies.CALLER)
+    assert [f["source"] for f in current_anomalies(now=NOW)["findings"]] == ["acled"]
+    assert counted.call_count == 1
+
+
+def test_an_unknown_role_is_refused(role):
+    with pytest.raises(ValueError):
+        role("judge-everything")
