@@ -9,7 +9,8 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/conflict_monitor
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 # Run on SQLite as well as PostgreSQL: whatever writes the rows, the status, rules, trends and anomaly series
 # equal the raw data.
-SQLITE_TRUTH_TESTS := monitoring/tests/test_truth.py monitoring/tests/test_triggers.py monitoring/tests/test_status_sums.py
+SQLITE_TRUTH_TESTS := monitoring/tests/test_truth.py monitoring/tests/test_triggers.py monitoring/tests/test_status_sums.py \
+	monitoring/tests/test_windows_stages.py
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 CHROMIUM ?= /usr/bin/chromium
 

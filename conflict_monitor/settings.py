@@ -242,6 +242,8 @@ SPECTACULAR_SETTINGS = {
         "AnomalyReadinessStateEnum": "monitoring.api.documents.ANOMALY_READINESS_STATES",
         "StateEnum": "monitoring.models.Alert.State",
         "TrendDirectionEnum": "monitoring.api.documents.TREND_DIRECTIONS",
+        "StageEnum": "monitoring.models.PipelineRun.Stage",
+        "StageFilterEnum": "monitoring.trends.STAGE_FILTERS",
     },
 }
 

@@ -42,8 +42,12 @@ class DataQualityMetricAdmin(admin.ModelAdmin):
         "validation_attempts",
         "validation_passes",
         "validation_pass_rate",
+        "stage",
+        "run_id",  # the id, not the run: a nullable key is not joined, so each row would query its run
     ]
-    list_filter = ["source", "metric_type"]
+    list_filter = ["source", "stage", "metric_type"]
+    # The run by id: a select of every run would load the whole runs table into the form.
+    raw_id_fields = ["run"]
     date_hierarchy = "timestamp"
     search_fields = ["source", "metric_type"]
     ordering = ["-timestamp", "-id"]
@@ -103,14 +107,16 @@ class PipelineRunAdmin(admin.ModelAdmin):
 
 @admin.register(IngestToken)
 class IngestTokenAdmin(ReadOnlyAdmin):
-    list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["name", "scope", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["scope"]
     search_fields = ["name", "prefix"]
-    readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
+    readonly_fields = ["scope", "prefix", "key_hash", "created_at", "last_used_at"]
     ordering = ["name"]
     actions = ["revoke"]
 
     def has_add_permission(self, request) -> bool:
-        # The key is shown once, by ``manage.py create_ingest_token``; the admin never sees it.
+        # The key is shown once, by ``manage.py create_ingest_token`` or ``create_read_token``; the admin
+        # never sees it.
         return False
 
     @admin.action(description="Revoke selected tokens")

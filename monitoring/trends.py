@@ -14,8 +14,9 @@ from typing import Any
 
 from django.utils import timezone
 
+from monitoring.models import PipelineRun
 from monitoring.selectors import isoformat, rate
-from monitoring.windows import SUMMED, add_up, floor_hour, window_sums
+from monitoring.windows import SUMMED, UNSTAGED, add_up, floor_hour, window_sums
 
 GEOCODING_SUCCESS_RATE = "geocoding_success_rate"
 VALIDATION_PASS_RATE = "validation_pass_rate"  # noqa: S105 (a metric name, not a secret)
@@ -28,6 +29,10 @@ RATE_PARTS = {
 }
 # Volume counts the records that entered the pipeline; every record is offered to geocoding first.
 VOLUME_RECORDS = "geocoding_attempts"
+
+# ``stage``: a pipeline stage, or the metrics reported without one.
+UNSTAGED_NAME = "unstaged"
+STAGE_FILTERS = (*PipelineRun.Stage.values, UNSTAGED_NAME)
 
 HOUR = "hour"
 DAY = "day"
@@ -52,19 +57,21 @@ def _floor(moment: datetime, *, bucket: str) -> datetime:
     return hour.replace(hour=0) if bucket == DAY else hour
 
 
-def _bucket_sums(*, source: str | None, bucket: str, start: datetime, end: datetime) -> dict[datetime, dict[str, int]]:
+def _bucket_sums(
+    *, source: str | None, stage: str | None, bucket: str, start: datetime, end: datetime
+) -> dict[datetime, dict[str, int]]:
     """Per-bucket sums over all matching sources: the window's hourly sums, added up per bucket."""
     sums: dict[datetime, dict[str, int]] = {}
-    for row in window_sums(start=start, end=end, source=source, per_hour=True, per_source=False):
+    for row in window_sums(start=start, end=end, source=source, stage=stage, per_hour=True, per_source=False):
         totals = sums.setdefault(_floor(row["hour"], bucket=bucket), dict.fromkeys(SUMMED, 0))
         for column in SUMMED:
             totals[column] += row[column]
     return sums
 
 
-def _period_sums(*, source: str | None, start: datetime, end: datetime) -> dict[str, int]:
+def _period_sums(*, source: str | None, stage: str | None, start: datetime, end: datetime) -> dict[str, int]:
     """Sums of ``start <= t < end`` over all matching sources."""
-    return add_up(window_sums(start=start, end=end, source=source, per_source=False))
+    return add_up(window_sums(start=start, end=end, source=source, stage=stage, per_source=False))
 
 
 def _rate_value(sums: dict[str, int], *, metric: str) -> dict[str, Any]:
@@ -134,12 +141,21 @@ def _metric_block(
     }
 
 
-def trends(*, now: datetime, metrics: list[str], source: str | None, bucket: str, window_hours: int) -> dict:
+def trends(
+    *,
+    now: datetime,
+    metrics: list[str],
+    source: str | None,
+    bucket: str,
+    window_hours: int,
+    stage: str | None = None,
+) -> dict:
     """Bucketed series and change versus the previous period, per metric (see docs/trends.md).
 
     The series holds ``window_hours / bucket`` buckets aligned to UTC hours or days; the last one is the
     current, still-filling bucket. ``current`` / ``previous`` compare the last ``window_hours`` complete
-    hours with the ``window_hours`` before them.
+    hours with the ``window_hours`` before them. ``stage`` (one of ``STAGE_FILTERS``) keeps the metrics
+    of one stage, or (``unstaged``) those reported without one; ``None``: every metric.
     """
     if timezone.is_naive(now):
         raise ValueError("now must be timezone-aware")
@@ -147,6 +163,9 @@ def trends(*, now: datetime, metrics: list[str], source: str | None, bucket: str
         raise ValueError(f"metrics must be a non-empty list of {', '.join(METRICS)}")
     if bucket not in BUCKET_HOURS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKET_HOURS)}")
+    if stage is not None and stage not in STAGE_FILTERS:
+        raise ValueError(f"stage must be one of {', '.join(STAGE_FILTERS)}")
+    stage_key = UNSTAGED if stage == UNSTAGED_NAME else stage
     if not MIN_WINDOW_HOURS <= window_hours <= MAX_WINDOW_HOURS:
         raise ValueError(f"window_hours must be within {MIN_WINDOW_HOURS}..{MAX_WINDOW_HOURS}")
     step_hours = BUCKET_HOURS[bucket]
@@ -160,18 +179,19 @@ def trends(*, now: datetime, metrics: list[str], source: str | None, bucket: str
     series_end = _floor(now, bucket=bucket) + step
     series_start = series_end - step * count
     starts = [series_start + step * i for i in range(count)]
-    sums = _bucket_sums(source=source, bucket=bucket, start=series_start, end=series_end)
+    sums = _bucket_sums(source=source, stage=stage_key, bucket=bucket, start=series_start, end=series_end)
 
     # Complete hours only: a still-filling hour against a full one would read as a drop every hour.
     current_end = _floor(now, bucket=HOUR)
     current_start = current_end - timedelta(hours=window_hours)
     previous_start = current_start - timedelta(hours=window_hours)
-    current = _period_sums(source=source, start=current_start, end=current_end)
-    previous = _period_sums(source=source, start=previous_start, end=current_start)
+    current = _period_sums(source=source, stage=stage_key, start=current_start, end=current_end)
+    previous = _period_sums(source=source, stage=stage_key, start=previous_start, end=current_start)
 
     return {
         "timestamp": isoformat(now),
         "source": source,
+        "stage": stage,
         "bucket": bucket,
         "window_hours": window_hours,
         "start": isoformat(series_start),

@@ -4,7 +4,7 @@ from django.contrib.auth.models import AnonymousUser
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 
-from monitoring.services.tokens import authenticate_ingest_token
+from monitoring.services.tokens import authenticate_token
 
 KEYWORD = b"token"
 
@@ -22,7 +22,7 @@ class IngestTokenAuthentication(BaseAuthentication):
             raw_key = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise AuthenticationFailed("Invalid token header: the key must be ASCII.") from None
-        token = authenticate_ingest_token(raw_key=raw_key)
+        token = authenticate_token(raw_key=raw_key)
         if token is None:
             raise AuthenticationFailed("Invalid or revoked token.")
         return AnonymousUser(), token
@@ -61,3 +61,42 @@ class OperatorAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return OPERATOR_CHALLENGE
+
+
+BEARER = b"bearer"
+# The challenge ``POST ws-ticket`` answers a 401 with: a logged-in session, or a read key as a bearer token.
+FEED_CHALLENGE = f'{OPERATOR_CHALLENGE}, Bearer realm="feed"'
+
+
+class FeedReaderAuthentication(BaseAuthentication):
+    """``POST ws-ticket``: a logged-in session (with CSRF), or ``Authorization: Bearer <key>`` (or ``Token <key>``).
+
+    The token is ``request.auth`` whatever its scope; ``permissions.CanOpenFeed`` lets a read token through
+    and refuses an ingest token (403). A malformed, unknown or revoked key, or another scheme, is a 401.
+    """
+
+    def authenticate(self, request):
+        session = SessionAuthentication().authenticate(request)
+        if session is not None:
+            return session
+        parts = get_authorization_header(request).split()
+        if not parts:
+            return None
+        if parts[0].lower() not in (BEARER, KEYWORD):
+            scheme = parts[0].decode("ascii", errors="replace")[:40]
+            raise AuthenticationFailed(
+                f"Unsupported authorization scheme {scheme!r}: take 'Bearer <read key>' or a logged-in session."
+            )
+        if len(parts) != 2:
+            raise AuthenticationFailed("Invalid authorization header: expected 'Bearer <key>'.")
+        try:
+            raw_key = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise AuthenticationFailed("Invalid authorization header: the key must be ASCII.") from None
+        token = authenticate_token(raw_key=raw_key)
+        if token is None:
+            raise AuthenticationFailed("Invalid or revoked token.")
+        return AnonymousUser(), token
+
+    def authenticate_header(self, request) -> str:
+        return FEED_CHALLENGE

@@ -13,9 +13,9 @@ from monitoring.anomaly.contract import LEARNING, READY, STARTING
 from monitoring.anomaly.detector import DROP, SPIKE
 from monitoring.anomaly.detector import METRICS as ANOMALY_METRICS
 from monitoring.api.serializers import PipelineRunSerializer
-from monitoring.models import Alert
+from monitoring.models import Alert, PipelineRun
 from monitoring.selectors import CRITICAL, DEGRADED, HEALTHY, NO_DATA
-from monitoring.trends import BUCKET_HOURS, DOWN, FLAT, UP
+from monitoring.trends import BUCKET_HOURS, DOWN, FLAT, STAGE_FILTERS, UP
 
 # Value sets that settings.SPECTACULAR_SETTINGS names as enums (several fields share a name across bodies).
 STATUSES = (HEALTHY, DEGRADED, CRITICAL, NO_DATA)
@@ -105,10 +105,21 @@ class SourceQuality(QualityCounts):
     anomaly_detection = AnomalyReadiness(help_text="Whether the anomaly detector judges this source yet.")
 
 
+class StageQuality(QualityCounts):
+    stage = serializers.ChoiceField(
+        choices=PipelineRun.Stage.choices, allow_null=True, help_text="null: the metrics reported without a stage."
+    )
+
+
 class DataQuality(QualityCounts):
     stale = serializers.BooleanField()
     window_hours = serializers.IntegerField()
     by_source = SourceQuality(many=True, help_text="Sources with reports in the window, by name.")
+    by_stage = StageQuality(
+        many=True,
+        help_text="Stages with reports in the window, in pipeline order, then null (unstaged). Their statuses "
+        "leave `status` alone.",
+    )
 
 
 class SourceHealth(serializers.Serializer):
@@ -262,6 +273,9 @@ class TrendMetrics(serializers.Serializer):
 class TrendsDocument(serializers.Serializer):
     timestamp = _moment()
     source = serializers.CharField(allow_null=True, help_text="null: all sources, summed.")
+    stage = serializers.ChoiceField(
+        choices=list(STAGE_FILTERS), allow_null=True, help_text="The stage asked for; null: every metric."
+    )
     bucket = serializers.ChoiceField(choices=list(BUCKET_HOURS))
     window_hours = serializers.IntegerField()
     start = _moment(help_text="Start of the first bucket.")

@@ -36,7 +36,7 @@ from monitoring.errors import error_body
 from monitoring.models import PipelineRun
 from monitoring.openlineage.events import ABORT, COMPLETE, FAIL, OTHER, RUNNING, START, InvalidEvents, read_events
 from monitoring.services.openlineage import APPLIED, DUPLICATE, IGNORED, OUTCOMES, Outcome, apply_events
-from monitoring.services.tokens import authenticate_ingest_token
+from monitoring.services.tokens import authenticate_token
 
 # Each event costs about a millisecond of schema validation: a list is bounded well below the metrics' one.
 MAX_EVENTS = 1000
@@ -58,7 +58,7 @@ class IngestBearerAuthentication(BaseAuthentication):
             raw_key = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise AuthenticationFailed("Invalid authorization header: the key must be ASCII.") from None
-        token = authenticate_ingest_token(raw_key=raw_key)
+        token = authenticate_token(raw_key=raw_key)
         if token is None:
             raise AuthenticationFailed("Invalid or revoked token.")
         return AnonymousUser(), token
@@ -205,13 +205,14 @@ class OpenLineageView(APIView):
         responses={
             200: OpenLineageResult,
             **error_responses(
-                statuses=(400, 401, 413, 415, 503),
+                statuses=(400, 401, 403, 413, 415, 503),
                 notes={
                     400: "`invalid`: an event breaks the OpenLineage schema, or its `runId` or `eventTime` cannot be "
                     "read; `fields` names the JSON pointer of the first problem (keyed by position for a list: "
                     '`{"3": {"/run/runId": ["..."]}}`). `parse_error`: the body is not JSON.',
                     401: "`not_authenticated` / `authentication_failed`: missing, malformed, unknown or revoked "
                     "ingest key (`WWW-Authenticate: Bearer`).",
+                    403: "`forbidden`: a read key (it cannot write; events take an ingest key).",
                     413: "`payload_too_large`: the body (uncompressed) exceeds `MONITORING_INGEST_MAX_BODY_BYTES` "
                     "(2 MiB), or the list holds more than 1000 events.",
                     415: "`unsupported_media_type`: not `application/json`, or a `Content-Encoding` other than gzip.",

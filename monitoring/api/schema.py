@@ -15,7 +15,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from monitoring.api.authentication import OPERATOR_CHALLENGE
+from monitoring.api.authentication import FEED_CHALLENGE, OPERATOR_CHALLENGE
 from monitoring.services.idempotency import MAX_KEY_LENGTH
 
 
@@ -45,6 +45,23 @@ class OperatorSessionScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema) -> list:
         return []
+
+
+class FeedReaderScheme(OpenApiAuthenticationExtension):
+    """``POST ws-ticket``: the session (``cookieAuth``, as on operator endpoints) or a read key as a bearer token."""
+
+    target_class = "monitoring.api.authentication.FeedReaderAuthentication"
+    name = "readBearer"
+
+    def get_security_requirement(self, auto_schema) -> list[dict]:
+        return [{"cookieAuth": []}, {"readBearer": []}]
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A read key (`manage.py create_read_token <name>`, `cmr_…`); `Token <key>` works too.",
+        }
 
 
 class StrictRequestScheme(OpenApiSerializerExtension):
@@ -129,11 +146,11 @@ READ_NOTES = {
 OPERATOR_NOTES = {
     401: (
         "`not_authenticated`: no logged-in session; `authentication_failed`: an `Authorization` header that is not "
-        "a valid ingest token (an unknown scheme such as `Bearer`, or a malformed, unknown or revoked token). "
+        "a valid token (an unknown scheme such as `Bearer`, or a malformed, unknown or revoked token). "
         f"`WWW-Authenticate: {OPERATOR_CHALLENGE}`."
     ),
     403: (
-        "`forbidden`: authenticated but not allowed (an ingest token: operator endpoints take a logged-in "
+        "`forbidden`: authenticated but not allowed (a token, ingest or read: operator endpoints take a logged-in "
         "session); `permission_denied`: a logged-in session without its CSRF token."
     ),
 }
@@ -141,6 +158,19 @@ INGEST_NOTES = {
     400: (
         f"`invalid`: a field is wrong (`fields` names it) or the `Idempotency-Key` is not 1-{MAX_KEY_LENGTH} "
         "printable characters; `parse_error`: the body is not JSON."
+    ),
+    403: "`forbidden`: a read token (it cannot write; ingest takes an ingest token).",
+}
+# POST ws-ticket (monitoring.api.authentication.FeedReaderAuthentication, permissions.CanOpenFeed).
+FEED_TICKET_NOTES = {
+    401: (
+        "`not_authenticated`: no logged-in session and no `Authorization` header; `authentication_failed`: a "
+        "malformed, unknown or revoked key, or a scheme other than `Bearer`/`Token`. "
+        f"`WWW-Authenticate: {FEED_CHALLENGE}`."
+    ),
+    403: (
+        "`forbidden`: an ingest token (the live feed takes a read token or a session); `permission_denied`: a "
+        "logged-in session without its CSRF token."
     ),
 }
 
@@ -184,6 +214,9 @@ RETRY_AFTER = OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, desc
 WWW_AUTHENTICATE = OpenApiParameter("WWW-Authenticate", str, OpenApiParameter.HEADER, enum=["Token"], response=[401])
 OPERATOR_WWW_AUTHENTICATE = OpenApiParameter(
     "WWW-Authenticate", str, OpenApiParameter.HEADER, enum=[OPERATOR_CHALLENGE], response=[401]
+)
+FEED_WWW_AUTHENTICATE = OpenApiParameter(
+    "WWW-Authenticate", str, OpenApiParameter.HEADER, enum=[FEED_CHALLENGE], response=[401]
 )
 
 

@@ -12,8 +12,10 @@ from monitoring.models.metrics import COUNT_FIELDS
 from monitoring.selectors import MAX_WINDOW_HOURS, MIN_WINDOW_HOURS
 from monitoring.services.metrics import (
     MAX_COUNT,
+    MAX_RUN_ID,
     METRIC_TYPE_PATTERN,
     SOURCE_PATTERN,
+    STAGES,
     MetricInput,
     MetricInputError,
 )
@@ -82,6 +84,19 @@ class MetricSerializer(StrictSerializer):
     geocoding_successes = _count()
     validation_attempts = _count()
     validation_passes = _count()
+    run_id = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_RUN_ID,
+        required=False,
+        allow_null=True,
+        help_text="The pipeline run that reported this batch (`POST runs`): a run of the same source.",
+    )
+    stage = serializers.ChoiceField(
+        choices=PipelineRun.Stage.choices,
+        required=False,
+        allow_null=True,
+        help_text="The stage that reported it; with `run_id`, the run's stage (the default), else unstaged.",
+    )
 
     def validate(self, attrs):
         try:
@@ -138,6 +153,16 @@ def _plain_metrics(items: list[Any]) -> list[MetricInput] | None:
                 if type(value) is not int or not 0 <= value <= MAX_COUNT:
                     return None
                 attrs[name] = value
+        run_id = item.get("run_id")
+        if run_id is not None:
+            if type(run_id) is not int or not 1 <= run_id <= MAX_RUN_ID:
+                return None
+            attrs["run_id"] = run_id
+        stage = item.get("stage")
+        if stage is not None:
+            if stage not in STAGES:
+                return None
+            attrs["stage"] = stage
         if "timestamp" in item:
             timestamp = item["timestamp"]
             if type(timestamp) is not str:

@@ -2,7 +2,8 @@
 server process shares them). Each request counts against exactly one scope:
 
 - ``ingest``: a write with an ingest token, per token (its id, whatever address it comes from);
-- ``user``: anything by a logged-in user, per user; a read with an ingest token, per token;
+- ``user``: anything by a logged-in user, per user; a read with a token, and anything with a read token
+  (its ``POST ws-ticket``), per token;
 - ``anon``: anything else, per client address (an IPv6 client per /64).
 
 Rates are ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (``API_THROTTLE_*``), read when a request is
@@ -26,7 +27,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from monitoring.models import IngestToken
+from monitoring.models import IngestToken, TokenScope
 
 logger = logging.getLogger(__name__)
 # A cache that is down lets requests through (rate limits are protection, not a dependency); said at
@@ -107,7 +108,7 @@ class IngestThrottle(WindowThrottle):
 
     def get_cache_key(self, request, view) -> str | None:
         token = _token(request)
-        if token is None or request.method in SAFE_METHODS:
+        if token is None or token.scope != TokenScope.INGEST or request.method in SAFE_METHODS:
             return None
         return f"throttle:ingest:{token.pk}"
 
@@ -120,7 +121,7 @@ class UserThrottle(WindowThrottle):
         if user_id is not None:
             return f"throttle:user:{user_id}"
         token = _token(request)
-        if token is not None and request.method in SAFE_METHODS:
+        if token is not None and (request.method in SAFE_METHODS or token.scope == TokenScope.READ):
             return f"throttle:user:token-{token.pk}"
         return None
 

@@ -23,6 +23,7 @@ from monitoring.trends import (
     MAX_WINDOW_HOURS,
     METRICS,
     MIN_WINDOW_HOURS,
+    STAGE_FILTERS,
     trends,
 )
 
@@ -47,6 +48,11 @@ class MetricListField(serializers.ListField):
 class TrendsQuerySerializer(QuerySerializer):
     metric = MetricListField(source="metrics", required=False)
     source = SourceNameField(required=False, trim_whitespace=False)
+    stage = serializers.ChoiceField(
+        choices=list(STAGE_FILTERS),
+        required=False,
+        help_text="Only the metrics of this stage; `unstaged`: those reported without one. Omitted: all.",
+    )
     bucket = serializers.ChoiceField(choices=list(BUCKET_HOURS), default=HOUR)
     window_hours = serializers.IntegerField(min_value=MIN_WINDOW_HOURS, max_value=MAX_WINDOW_HOURS, required=False)
     # The name this endpoint used before ``window_hours`` became the one name across endpoints.
@@ -77,6 +83,7 @@ class TrendsQuerySerializer(QuerySerializer):
         return {
             "metrics": attrs.get("metrics") or list(METRICS),
             "source": attrs.get("source"),
+            "stage": attrs.get("stage"),
             "bucket": bucket,
             "window_hours": window_hours,
         }

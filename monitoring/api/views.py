@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from monitoring import readiness
 from monitoring.api import paging
-from monitoring.api.authentication import IngestTokenAuthentication, OperatorAuthentication
+from monitoring.api.authentication import FeedReaderAuthentication, IngestTokenAuthentication
 from monitoring.api.documents import (
     HealthDocument,
     MetricsCreated,
@@ -26,13 +26,13 @@ from monitoring.api.documents import (
     WebSocketTicket,
 )
 from monitoring.api.parsers import PayloadTooLarge
-from monitoring.api.permissions import CanReadMonitoring, HasIngestToken, IsOperator, ReadOrWriteMixin
+from monitoring.api.permissions import CanOpenFeed, CanReadMonitoring, HasIngestToken, ReadOrWriteMixin
 from monitoring.api.schema import (
+    FEED_TICKET_NOTES,
+    FEED_WWW_AUTHENTICATE,
     IDEMPOTENCY_KEY,
     IDEMPOTENT_REPLAYED,
     INGEST_NOTES,
-    OPERATOR_NOTES,
-    OPERATOR_WWW_AUTHENTICATE,
     READ_NOTES,
     RETRY_AFTER,
     WWW_AUTHENTICATE,
@@ -56,7 +56,7 @@ from monitoring.services.idempotency import (
     request_fingerprint,
     run_idempotent,
 )
-from monitoring.services.metrics import record_metrics
+from monitoring.services.metrics import MetricLinkError, record_metrics
 from monitoring.services.runs import RunAlreadyFinished, RunInputError, finish_run, record_run
 from monitoring.services.tickets import issue_ticket
 
@@ -155,21 +155,27 @@ class ReadyView(APIView):
 class WebSocketTicketView(APIView):
     """A single-use ticket for opening the live feed, valid ``WEBSOCKET_TICKET_TTL`` seconds."""
 
-    authentication_classes = [OperatorAuthentication]
-    permission_classes = [IsOperator]
+    authentication_classes = [FeedReaderAuthentication]
+    permission_classes = [CanOpenFeed]
 
     @extend_schema(
         summary="A single-use ticket for the live feed",
-        description="Logged-in session with CSRF (docs/protocol.md).",
+        description=(
+            "A logged-in session with CSRF, or a read token (`Authorization: Bearer <read key>`); an ingest token "
+            "is refused (docs/protocol.md, Auth)."
+        ),
         request=None,
-        parameters=[OPERATOR_WWW_AUTHENTICATE, RETRY_AFTER],
+        parameters=[FEED_WWW_AUTHENTICATE, RETRY_AFTER],
         responses={
             201: WebSocketTicket,
-            **error_responses(statuses=(401, 403, 413, 503), notes=OPERATOR_NOTES),
+            **error_responses(statuses=(401, 403, 413, 503), notes=FEED_TICKET_NOTES),
         },
     )
     def post(self, request: Request) -> Response:
-        ticket = issue_ticket(user_id=request.user.pk)
+        if request.user.is_authenticated:
+            ticket = issue_ticket(user_id=request.user.pk)
+        else:
+            ticket = issue_ticket(token_id=request.auth.pk)
         return Response({"ticket": ticket, "expires_in": settings.WEBSOCKET_TICKET_TTL}, status=status.HTTP_201_CREATED)
 
 
@@ -182,7 +188,9 @@ class MetricIngestView(APIView):
         description=(
             "One metric or a list of 1 to `MONITORING_INGEST_MAX_BATCH` (5000) metrics, stored all or nothing. "
             "`geocoding_successes` cannot exceed `geocoding_attempts`, nor `validation_passes` "
-            "`validation_attempts`; `timestamp` (default now) lies at most 5 minutes in the future."
+            "`validation_attempts`; `timestamp` (default now) lies at most 5 minutes in the future. "
+            "`run_id` names an existing run of the same source; `stage`, when given with it, is the run's "
+            "(without it, the run's stage is stored)."
         ),
         request=PolymorphicProxySerializer(
             component_name="MetricOrBatch",
@@ -194,7 +202,7 @@ class MetricIngestView(APIView):
         responses={
             201: MetricsCreated,
             **error_responses(
-                statuses=(400, 401, 413, 415, 422, 503),
+                statuses=(400, 401, 403, 413, 415, 422, 503),
                 notes={
                     **INGEST_NOTES,
                     413: "`payload_too_large`: the body exceeds `MONITORING_INGEST_MAX_BODY_BYTES` (2 MiB), or "
@@ -214,7 +222,11 @@ class MetricIngestView(APIView):
         metrics = validate_metrics(data, many=many)
 
         def action() -> tuple[int, Any]:
-            created = record_metrics(metrics=metrics)
+            try:
+                created = record_metrics(metrics=metrics)
+            except MetricLinkError as exc:
+                # Keyed by position for a list body, as the serializer's own errors are.
+                raise ValidationError(exc.errors if many else exc.errors[0]) from None
             return status.HTTP_201_CREATED, {"created": len(created), "ids": [row.pk for row in created]}
 
         return _respond_idempotently(request, action, validated=lambda: [metric.as_dict() for metric in metrics])
@@ -247,7 +259,7 @@ class RunListCreateView(ReadOrWriteMixin, APIView):
         parameters=[IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, WWW_AUTHENTICATE, RETRY_AFTER],
         responses={
             201: PipelineRunSerializer,
-            **error_responses(statuses=(400, 401, 413, 415, 422, 503), notes=INGEST_NOTES),
+            **error_responses(statuses=(400, 401, 403, 413, 415, 422, 503), notes=INGEST_NOTES),
         },
     )
     def post(self, request: Request) -> Response:
@@ -294,7 +306,7 @@ class RunFinishView(APIView):
         responses={
             200: PipelineRunSerializer,
             **error_responses(
-                statuses=(400, 401, 404, 409, 413, 415, 422, 503),
+                statuses=(400, 401, 403, 404, 409, 413, 415, 422, 503),
                 notes={
                     **INGEST_NOTES,
                     404: "`not_found`: no run with this id.",

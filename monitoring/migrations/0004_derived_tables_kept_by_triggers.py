@@ -8,7 +8,8 @@ from monitoring import triggers
 
 
 def install(apps, schema_editor):
-    triggers.install(schema_editor)
+    # The rollup key of this migration's schema (migration 0009 adds the stage).
+    triggers.install(schema_editor, key=triggers.BY_SOURCE)
 
 
 def uninstall(apps, schema_editor):

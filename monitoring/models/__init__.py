@@ -1,5 +1,5 @@
 from monitoring.models.alerts import Alert, AlertEvent, AlertRule, NotificationDelivery, NotificationGroup, Silence
-from monitoring.models.ingest import IdempotencyRecord, IngestToken
+from monitoring.models.ingest import IdempotencyRecord, IngestToken, TokenScope
 from monitoring.models.metrics import DataQualityMetric
 from monitoring.models.rollups import HourlyRollup, PruneMarker
 from monitoring.models.runs import PipelineRun
@@ -20,4 +20,5 @@ __all__ = [
     "PruneMarker",
     "ScrapeSource",
     "SourceSettings",
+    "TokenScope",
 ]

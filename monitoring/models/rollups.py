@@ -5,10 +5,12 @@ from monitoring.models.metrics import COUNT_FIELDS
 
 
 class HourlyRollup(models.Model):
-    """Per-source, per-hour sums of metrics, kept by database triggers for every writer (migration 0004);
-    they outlive the raw rows that retention prunes."""
+    """Per-source, per-stage, per-hour sums of metrics, kept by database triggers for every writer
+    (migrations 0004 and 0009); they outlive the raw rows that retention prunes."""
 
     source = models.CharField(max_length=100)
+    # Not null: the unique key's NULLs would be distinct (one rollup per unstaged report) on both backends.
+    stage = models.CharField(max_length=16, blank=True, default="", help_text="The metrics' stage; empty: unstaged.")
     hour = models.DateTimeField(help_text="Start of the UTC hour.")
     geocoding_attempts = models.BigIntegerField(default=0)
     geocoding_successes = models.BigIntegerField(default=0)
@@ -19,7 +21,8 @@ class HourlyRollup(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["source", "hour"], name="rollup_source_hour_unique"),
+            # Source and hour first: a source's hours are one range scan of it, whatever the stages.
+            models.UniqueConstraint(fields=["source", "hour", "stage"], name="rollup_source_hour_stage_unique"),
             *(
                 models.CheckConstraint(condition=Q(**{f"{f}__gte": 0}), name=f"rollup_{f}_non_negative")
                 for f in COUNT_FIELDS
@@ -36,13 +39,13 @@ class HourlyRollup(models.Model):
             # 720 h window costs one pass over ~14,400 index entries and no heap pages.
             models.Index(
                 fields=["hour"],
-                include=["source", *COUNT_FIELDS, "reports", "last_report_at"],
+                include=["source", "stage", *COUNT_FIELDS, "reports", "last_report_at"],
                 name="rollup_hour_cover",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.source} @ {self.hour:%Y-%m-%d %H:00}"
+        return f"{self.source}/{self.stage or 'unstaged'} @ {self.hour:%Y-%m-%d %H:00}"
 
 
 class PruneMarker(models.Model):

@@ -1,4 +1,4 @@
-"""Data quality over a window: geocoding and validation rates, overall and per source."""
+"""Data quality over a window: geocoding and validation rates, overall, per source and per stage."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from monitoring.conf import Thresholds
 from monitoring.models.metrics import COUNT_FIELDS
 from monitoring.selectors.common import CRITICAL, DEGRADED, HEALTHY, NO_DATA, isoformat, rate, worst
-from monitoring.windows import add_up, newest_report, window_sums
+from monitoring.windows import STAGE_ORDER, add_up, merge, newest_report, window_sums
 
 
 def _rate_status(*, value: float, attempts: int, warn: float, critical: float, min_sample: int) -> str:
@@ -53,9 +53,11 @@ def _quality_block(row: dict[str, Any], *, limits: Thresholds) -> dict[str, Any]
 
 
 def data_quality(*, now: datetime, window_hours: int, limits: Thresholds) -> dict[str, Any]:
-    per_source = window_sums(start=now - timedelta(hours=window_hours), end=now)
-    # Totals add up the per-source sums, so they always agree with ``by_source``.
-    totals: dict[str, Any] = add_up(per_source)
+    # One statement per source and stage: the totals, ``by_source`` and ``by_stage`` are added up from the
+    # same rows, so they always agree (two statements could see different commits).
+    groups = window_sums(start=now - timedelta(hours=window_hours), end=now, per_stage=True)
+    per_source = merge(groups, by="source")
+    totals: dict[str, Any] = add_up(groups)
     # Newest report at any age: reports that stopped before the window began are stale, not "no data".
     newest = newest_report(now=now)
     totals["last_updated"] = newest
@@ -67,6 +69,10 @@ def data_quality(*, now: datetime, window_hours: int, limits: Thresholds) -> dic
     block["stale"] = stale
     block["window_hours"] = window_hours
     block["by_source"] = [{"source": row["source"], **_quality_block(row, limits=limits)} for row in per_source]
+    # Per stage in pipeline order, the unstaged (null) last. Their statuses leave the block's alone: the
+    # same reports are judged per source above.
+    per_stage = sorted(merge(groups, by="stage"), key=lambda row: STAGE_ORDER[row["stage"]])
+    block["by_stage"] = [{"stage": row["stage"], **_quality_block(row, limits=limits)} for row in per_stage]
     # A large healthy source can hide a broken small one in the totals; a source in trouble keeps the
     # whole block from reading healthy.
     if any(row["status"] in (DEGRADED, CRITICAL) for row in block["by_source"]):

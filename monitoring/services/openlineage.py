@@ -8,7 +8,7 @@ transition that already happened is a no-op, whatever order the events arrive in
 START records a finished run, and the late START only moves the run's start earlier. The volume of a
 START, RUNNING or end event becomes the run's ``items_in`` / ``items_out``; the
 ``conflictMonitor_pipelineCounts`` facet of the event that ends the run, one data-quality metric of its
-source (not linked to the run: metrics carry no run yet).
+source, linked to the run and of its stage.
 
 One call's events apply in one transaction: all or none.
 """
@@ -162,7 +162,12 @@ def _end(run: PipelineRun, event: RunEvent) -> Outcome:
 def _record_counts(event: RunEvent, run: PipelineRun) -> None:
     if event.counts is not None:
         metric = MetricInput(
-            source=run.source, metric_type=METRIC_TYPE, timestamp=event.event_time, **asdict(event.counts)
+            source=run.source,
+            metric_type=METRIC_TYPE,
+            timestamp=event.event_time,
+            run_id=run.pk,
+            stage=run.stage,
+            **asdict(event.counts),
         )
         record_metrics(metrics=[metric])
 

@@ -55,6 +55,36 @@ def test_metric_changelist_shows_the_computed_rates(admin_browser):
     assert "87.5" in page and "33.3" in page
 
 
+def _metric_form(**changes) -> dict:
+    now = timezone.now()
+    form = {
+        "timestamp_0": now.strftime("%Y-%m-%d"),
+        "timestamp_1": now.strftime("%H:%M:%S"),
+        "source": "acled",
+        "metric_type": "batch",
+        "geocoding_attempts": "10",
+        "geocoding_successes": "9",
+        "validation_attempts": "0",
+        "validation_passes": "0",
+        "run": "",
+        "stage": "",
+    }
+    return {**form, **changes}
+
+
+def test_the_metric_form_links_a_run_of_the_same_source_and_takes_its_stage(admin_browser):
+    from monitoring.models import DataQualityMetric
+
+    run = PipelineRunFactory(source="acled", stage="geocode")
+    url = PAGES[0] + "add/"
+    refused = admin_browser.post(url, _metric_form(source="gdelt", run=str(run.pk)))
+    assert refused.status_code == 200 and f"Run {run.pk} is a run of acled, not of gdelt." in refused.content.decode()
+    refused = admin_browser.post(url, _metric_form(run=str(run.pk), stage="validate"))
+    assert refused.status_code == 200 and "give stage geocode, or none" in refused.content.decode()
+    assert admin_browser.post(url, _metric_form(run=str(run.pk))).status_code == 302
+    assert list(DataQualityMetric.objects.values_list("run_id", "stage")) == [(run.pk, "geocode")]
+
+
 def test_tokens_cannot_be_added_in_the_admin_and_can_be_revoked(admin_browser):
     from monitoring.models import IngestToken
     from monitoring.services.tokens import create_ingest_token
@@ -63,6 +93,16 @@ def test_tokens_cannot_be_added_in_the_admin_and_can_be_revoked(admin_browser):
     assert admin_browser.get("/admin/monitoring/ingesttoken/add/").status_code == 403
     admin_browser.post(PAGES[2], {"action": "revoke", "_selected_action": [token.pk]})
     assert IngestToken.objects.get(pk=token.pk).revoked_at is not None
+
+
+def test_the_token_list_shows_and_filters_each_tokens_scope(admin_browser):
+    from monitoring.services.tokens import create_ingest_token, create_read_token
+
+    create_ingest_token(name="scraper")
+    create_read_token(name="ops-dashboard")
+    reads = admin_browser.get(PAGES[2] + "?scope__exact=read").content.decode()
+    assert "ops-dashboard" in reads and "scraper" not in reads
+    assert "read: the status API and the private live feed" in reads
 
 
 RULE_FORM = {

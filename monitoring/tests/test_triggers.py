@@ -45,6 +45,27 @@ def test_moving_a_row_to_another_hour_and_source_moves_its_sums_and_empties_the_
 
 
 @pytest.mark.django_db
+def test_a_rows_stage_keys_its_rollup_and_changing_it_moves_the_sums_between_stages():
+    hour = floor_hour(datetime.now(UTC)) - timedelta(hours=4)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'INSERT INTO monitoring_dataqualitymetric (source, stage, geocoding_attempts, "timestamp") '
+            "VALUES ('acled', 'geocode', 4, %s), ('acled', NULL, 6, %s), ('acled', 'geocode', 1, %s)",
+            [hour + timedelta(minutes=m) for m in (10, 20, 30)],
+        )
+
+    def rollups() -> list[tuple]:
+        fields = ("stage", "geocoding_attempts", "reports", "last_report_at")
+        return list(HourlyRollup.objects.order_by("stage").values_list(*fields))
+
+    assert rollups() == [("", 6, 1, hour + timedelta(minutes=20)), ("geocode", 5, 2, hour + timedelta(minutes=30))]
+    DataQualityMetric.objects.filter(geocoding_attempts=1).update(stage=None)
+    assert rollups() == [("", 7, 2, hour + timedelta(minutes=30)), ("geocode", 4, 1, hour + timedelta(minutes=10))]
+    DataQualityMetric.objects.filter(stage="geocode").update(stage="validate")
+    assert rollups() == [("", 7, 2, hour + timedelta(minutes=30)), ("validate", 4, 1, hour + timedelta(minutes=10))]
+
+
+@pytest.mark.django_db
 def test_deleting_the_newest_report_of_an_hour_moves_its_newest_time_back():
     hour = floor_hour(datetime.now(UTC)) - timedelta(hours=3)
     early, late = (DataQualityMetric.objects.create(source="a", timestamp=hour + timedelta(minutes=m)) for m in (5, 50))

@@ -1,22 +1,26 @@
 """Every number derived from the metrics and the runs equals plain SQL over the raw rows, whoever wrote them.
 
 Hypothesis generates a list of writes and applies them in order: the ingest API (metrics, runs, finishing
-runs), the ORM (``save`` of new and changed rows, ``objects.create``, ``bulk_create``, queryset ``update``
-and ``delete``), raw SQL from another program (``INSERT`` / ``UPDATE`` / ``DELETE``; ``COPY`` on
-PostgreSQL), the original design's writer (an ``INSERT`` naming only the counts, ``metric_type`` and
-``source``: everything else is a database default, the timestamp the current time), the Django admin (add,
-change, delete) and retention (``prune_metrics`` / ``prune_runs``, which delete raw rows but keep their
-hours in the history). Times sit on and around the window edges (``now - W``), UTC hour and day edges
-(exactly, ±1 µs), the partial first and last hours, ``now`` and just before it, and 700-800 h back (for
-retention); some are written with a +05:30 / -03:00 offset. Three sources, so groups collide.
+runs), the ingest service, OpenLineage run events (a run and the metric of its counts facet), the ORM
+(``save`` of new and changed rows, ``objects.create``, ``bulk_create``, queryset ``update`` and
+``delete``), raw SQL from another program (``INSERT`` / ``UPDATE`` / ``DELETE``; ``COPY`` on PostgreSQL),
+the original design's writer (an ``INSERT`` naming only the counts, ``metric_type`` and ``source``:
+everything else is a database default, the timestamp the current time), the Django admin (add, change,
+delete) and retention (``prune_metrics`` / ``prune_runs``, which delete raw rows but keep their hours in
+the history). Times sit on and around the window edges (``now - W``), UTC hour and day edges (exactly,
+±1 µs), the partial first and last hours, ``now`` and just before it, and 700-800 h back (for retention);
+some are written with a +05:30 / -03:00 offset. Three sources, so groups collide. A metric may have a
+stage (or none) and a run; updates move metrics between stages, and deleting or pruning a run unlinks its
+metrics.
 
 After ``Check`` operations and at the end of every example, the product's figures are compared with the
 oracle (``truth/oracle.py``: SQL aggregates over the raw tables, plus what retention removed):
 
-1. ``pipeline_status``: ``data_quality`` totals and ``by_source`` for W in 1, 2, 24, 25, 720 h;
+1. ``pipeline_status``: ``data_quality`` totals, ``by_source`` and ``by_stage`` for W in 1, 2, 24, 25, 720 h;
 2. the alert rules' inputs (``gather_inputs``): metric sums and finished / failed run counts of the
    current and previous 1 h and 24 h windows;
-3. ``trends``: every bucket (hour, day) and the current / previous periods, all sources and one;
+3. ``trends``: every bucket (hour, day) and the current / previous periods, all sources and one, every
+   stage and one;
 4. the anomaly detector's hourly series (the ``HourCounts`` per source and hour);
 5. ``scraping_health`` per source against the runs table.
 
@@ -43,7 +47,7 @@ from hypothesis import settings as hypothesis_settings
 from monitoring.models import DataQualityMetric, PipelineRun
 from monitoring.services.retention import RetentionTooShort, prune_metrics, prune_runs
 from monitoring.tests.factories import RawDataQualityMetricFactory, RawPipelineRunFactory
-from monitoring.tests.truth.admin_writes import AdminRunAdd
+from monitoring.tests.truth.admin_writes import AdminMetricAdd, AdminRunAdd
 from monitoring.tests.truth.checks import FinalCheck, final_checks
 from monitoring.tests.truth.metric_writes import (
     ApiMetrics,
@@ -54,10 +58,20 @@ from monitoring.tests.truth.metric_writes import (
     OrmCreate,
     OrmUpdate,
     PruneMetrics,
+    ServiceMetrics,
     SqlInsert,
 )
 from monitoring.tests.truth.moments import At, Now, nows
-from monitoring.tests.truth.run_writes import CopyRuns, OrmRunCreate, Run, SqlRunInsert
+from monitoring.tests.truth.run_writes import (
+    ApiRun,
+    CopyRuns,
+    OpenLineageRun,
+    OrmRunCreate,
+    OrmRunDelete,
+    PruneRuns,
+    Run,
+    SqlRunInsert,
+)
 from monitoring.tests.truth.sequences import operations
 from monitoring.tests.truth.world import Op, Select, World, note
 
@@ -120,6 +134,28 @@ PINNED = [
         SqlRunInsert((Run("gdelt", "scrape", "running", At("now", -7 * 3_600_000_000), At("now")),), "Z"),
         AdminRunAdd(Run("ucdp", "scrape", "succeeded", At("now-2h"), _INSIDE)),
     ],
+    # Metrics linked to runs (their stage taken from the run, or given), one of the counts facet of an
+    # OpenLineage run, one of a stage without a run; then a run is deleted (its metrics are unlinked).
+    [
+        ApiRun(Run("acled", "geocode", "running", At("now-2h"), _INSIDE)),
+        ApiMetrics(
+            (
+                Metric("acled", _INSIDE, 5, 4, 5, 5, link=0),
+                Metric("gdelt", _INSIDE, 3, 3, 0, 0, "Z", "batch", "validate"),
+            )
+        ),
+        OpenLineageRun(Run("gdelt", "validate", "succeeded", At("now-2h"), _INSIDE), 0, (9, 8, 7, 6)),
+        ServiceMetrics((Metric("ucdp", _INSIDE, 2, 1, 2, 2, stage="geocode", link=1),)),
+        AdminMetricAdd(Metric("acled", _INSIDE, 4, 4, 4, 4, link=0)),
+        OrmRunDelete(Select((0,))),
+    ],
+    # Linked metrics 750 h back: pruned, then their run pruned; their stage stays in the hourly history.
+    [
+        ApiRun(Run("acled", "scrape", "succeeded", At("now-750h"), At("now-750h", 1))),
+        ApiMetrics((Metric("acled", At("now-750h"), 6, 5, 0, 0, link=0),)),
+        PruneMetrics(At("now-722h")),
+        PruneRuns(At("now-722h")),
+    ],
 ]
 
 
@@ -147,7 +183,12 @@ def test_status_rollups_trends_and_scraping_equal_raw_sql_whoever_wrote_the_rows
 @example(
     now_spec=Now("live", micros=120_000_000),
     ops=[
-        CopyMetrics((Metric("gdelt", _INSIDE, 7, 6, 5, 5, "+05:30"), Metric("acled", At("now-24h"), 2, 1, 2, 2))),
+        CopyMetrics(
+            (
+                Metric("gdelt", _INSIDE, 7, 6, 5, 5, "+05:30", stage="geocode"),
+                Metric("acled", At("now-24h"), 2, 1, 2, 2),
+            )
+        ),
         CopyRuns((Run("acled", "scrape", "failed", At("now-2h"), _INSIDE, "timeout"),), "-03:00"),
     ],
     final=FinalCheck("gdelt", At("hour+0")),

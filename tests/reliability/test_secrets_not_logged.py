@@ -1,6 +1,7 @@
 """No secret reaches the logs: a real server logging at DEBUG, driven through login, a WebSocket ticket
-(used, then replayed), a private feed and ingest (with the right key and a wrong one), writes neither
-the ingest key, the ticket, the password nor the session id anywhere in its output."""
+(used, then replayed), a private feed (by ticket, and by a read key in the handshake's header), a ticket
+got with the read key, and ingest (with the right key and a wrong one), writes neither key, the tickets,
+the password nor the session id anywhere in its output."""
 
 from __future__ import annotations
 
@@ -40,12 +41,13 @@ def test_no_key_ticket_password_or_session_in_the_server_output(tmp_path):
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-    from monitoring.services.tokens import create_ingest_token
+    from monitoring.services.tokens import create_ingest_token, create_read_token
 
     # Hashed as the server hashes (the test settings' fast MD5 hasher is unknown to it).
     hashed = PBKDF2PasswordHasher().encode(PASSWORD, PBKDF2PasswordHasher().salt())
     get_user_model().objects.create(username="operator", password=hashed, is_staff=True, is_superuser=True)
     _, key = create_ingest_token(name="log-probe")
+    _, read_key = create_read_token(name="log-probe-reader")
     with running_cluster(
         logs=tmp_path,
         servers=("a",),
@@ -75,6 +77,11 @@ def test_no_key_ticket_password_or_session_in_the_server_output(tmp_path):
         with pytest.raises(ConnectionClosed) as replayed, connect(feed, open_timeout=10) as ws:
             ws.recv(timeout=10)  # a used ticket: refused
         assert replayed.value.rcvd.code == CLOSE_FORBIDDEN
+        bearer = {"Authorization": f"Bearer {read_key}"}
+        with connect(feed.split("?")[0], additional_headers=bearer, open_timeout=10) as ws:
+            assert json.loads(ws.recv(timeout=10))["type"] == "pipeline_status_update"
+        request = urllib.request.Request(f"{base}/api/v1/monitoring/ws-ticket", data=b"", headers=bearer)
+        read_ticket = json.load(urllib.request.urlopen(request, timeout=10))["ticket"]  # noqa: S310 (127.0.0.1)
 
         for candidate in (key, key[::-1]):  # the right key, and a wrong one
             request = urllib.request.Request(
@@ -93,7 +100,9 @@ def test_no_key_ticket_password_or_session_in_the_server_output(tmp_path):
     for name, secret in {
         "ingest key": key,
         "wrong key": key[::-1],
+        "read key": read_key,
         "ticket": ticket,
+        "read key's ticket": read_ticket,
         "password": PASSWORD,
         "session id": session,
         "CSRF token": csrf,

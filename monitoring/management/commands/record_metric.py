@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
-from monitoring.services.metrics import MetricInput, MetricInputError, record_metrics
+from monitoring.services.metrics import STAGES, MetricInput, MetricInputError, MetricLinkError, record_metrics
 
 
 class Command(BaseCommand):
@@ -15,6 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--validation-passes", type=int, default=0)
         parser.add_argument("--metric-type", default="batch")
         parser.add_argument("--timestamp", help="ISO-8601 with a UTC offset; default now.")
+        parser.add_argument("--run-id", type=int, help="The pipeline run that reported it (of the same source).")
+        parser.add_argument("--stage", choices=STAGES, help="The stage that reported it (default: the run's).")
 
     def handle(self, *args, **options):
         timestamp = None
@@ -34,10 +36,15 @@ class Command(BaseCommand):
                 geocoding_successes=options["geocoding_successes"],
                 validation_attempts=options["validation_attempts"],
                 validation_passes=options["validation_passes"],
+                run_id=options["run_id"],
+                stage=options["stage"],
             )
         except MetricInputError as exc:
             raise CommandError(f"Invalid metric: {exc}") from None
-        (row,) = record_metrics(metrics=[metric])
+        try:
+            (row,) = record_metrics(metrics=[metric])
+        except MetricLinkError as exc:
+            raise CommandError(f"Invalid metric: {'; '.join(exc.errors[0].values())}") from None
         self.stdout.write(
             self.style.SUCCESS(f"Recorded metric {row.pk} for {row.source} at {row.timestamp.isoformat()}")
         )

@@ -7,7 +7,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from monitoring.models import Alert, Silence
-from monitoring.services.tokens import create_ingest_token
+from monitoring.services.tokens import create_ingest_token, create_read_token
 
 pytestmark = pytest.mark.django_db
 CHALLENGE = 'Session realm="operator"'
@@ -82,13 +82,16 @@ def test_a_revoked_ingest_token_is_a_401(api_client, endpoints):
     assert (response.status_code, response.json()["error"]) == (401, "authentication_failed")
 
 
-def test_a_valid_ingest_token_is_a_403_forbidden_not_missing_credentials(ingest_client, endpoints, alert):
+@pytest.mark.parametrize("create", [create_ingest_token, create_read_token])
+def test_a_valid_token_of_either_kind_is_a_403_forbidden_not_missing_credentials(api_client, endpoints, alert, create):
+    _, key = create(name="program")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     for url, body in endpoints:
-        response = _post(ingest_client, url, body)
+        response = _post(api_client, url, body)
         assert response.status_code == 403, url
         assert "WWW-Authenticate" not in response
         assert response.json()["error"] == "forbidden"
-        assert "ingest token is not allowed" in response.json()["detail"]
+        assert "token is not allowed" in response.json()["detail"]
     alert.refresh_from_db()
     assert alert.state == "firing"
     assert Silence.objects.count() == 1

@@ -16,12 +16,13 @@ def _is_iso(value: str) -> bool:
     return isinstance(value, str) and value.endswith("Z") and datetime.fromisoformat(value) is not None
 
 
-def _record_last_hour(source: str = "acled") -> None:
+def _record_last_hour(source: str = "acled", stage: str | None = None) -> None:
     hour = timezone.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     record_metrics(
         metrics=[
             MetricInput(
                 source=source,
+                stage=stage,
                 timestamp=hour,
                 geocoding_attempts=200,
                 geocoding_successes=180,
@@ -103,6 +104,22 @@ def test_source_filter_and_window(api_client):
 
 
 @pytest.mark.usefixtures("public_read")
+def test_stage_keeps_one_stages_metrics_or_the_unstaged_ones_and_combines_with_source(api_client):
+    _record_last_hour("acled", "geocode")
+    _record_last_hour("acled")
+    _record_last_hour("gdelt", "geocode")
+    current = {}
+    for stage in ("geocode", "validate", "unstaged", None):
+        params = {"metric": "volume", **({"stage": stage} if stage else {})}
+        body = api_client.get(URL, params).json()
+        assert body["stage"] == stage
+        current[stage] = body["metrics"]["volume"]["current"]["reports"]
+    assert current == {"geocode": 2, "validate": 0, "unstaged": 1, None: 3}
+    body = api_client.get(URL, {"metric": "volume", "stage": "geocode", "source": "gdelt"}).json()
+    assert (body["source"], body["stage"], body["metrics"]["volume"]["current"]["reports"]) == ("gdelt", "geocode", 1)
+
+
+@pytest.mark.usefixtures("public_read")
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -121,6 +138,8 @@ def test_source_filter_and_window(api_client):
         ({"source": "acled\n"}, "source"),
         ({"source": "a" * 101}, "source"),
         ({"source": " acled"}, "source"),
+        ({"stage": "load"}, "stage"),
+        ({"stage": "Geocode"}, "stage"),
     ],
 )
 def test_bad_parameters_are_a_json_400_naming_the_parameter(api_client, params, field):

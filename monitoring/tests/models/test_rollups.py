@@ -1,5 +1,5 @@
-"""Hourly rollups: one row per source and hour, and the database refuses impossible sums whoever writes
-them (the triggers keep them; test_triggers.py covers that)."""
+"""Hourly rollups: one row per source, stage and hour, and the database refuses impossible sums whoever
+writes them (the triggers keep them; test_triggers.py covers that)."""
 
 from datetime import UTC, datetime
 
@@ -13,13 +13,16 @@ pytestmark = pytest.mark.postgres
 HOUR = datetime(2026, 11, 23, 10, tzinfo=UTC)
 
 
-def test_a_second_rollup_for_the_same_source_and_hour_is_refused_but_another_hour_is_not():
+def test_a_second_rollup_for_the_same_source_stage_and_hour_is_refused_but_another_hour_or_stage_is_not():
     HourlyRollup.objects.create(source="acled", hour=HOUR, geocoding_attempts=5, reports=1)
-    with pytest.raises(IntegrityError, match="rollup_source_hour_unique"), transaction.atomic():
+    with pytest.raises(IntegrityError, match="rollup_source_hour_stage_unique"), transaction.atomic():
         HourlyRollup.objects.create(source="acled", hour=HOUR)
     HourlyRollup.objects.create(source="acled", hour=HOUR.replace(hour=11))
     HourlyRollup.objects.create(source="gdelt", hour=HOUR)
-    assert HourlyRollup.objects.count() == 3
+    HourlyRollup.objects.create(source="acled", stage="geocode", hour=HOUR)
+    with pytest.raises(IntegrityError, match="rollup_source_hour_stage_unique"), transaction.atomic():
+        HourlyRollup.objects.create(source="acled", stage="geocode", hour=HOUR)
+    assert HourlyRollup.objects.count() == 4
 
 
 @pytest.mark.parametrize(
@@ -37,5 +40,6 @@ def test_the_database_refuses_impossible_sums(fields, constraint):
     assert not HourlyRollup.objects.exists()
 
 
-def test_a_rollup_reads_as_its_source_and_utc_hour():
-    assert str(HourlyRollup(source="acled", hour=HOUR)) == "acled @ 2026-11-23 10:00"
+def test_a_rollup_reads_as_its_source_stage_and_utc_hour():
+    assert str(HourlyRollup(source="acled", hour=HOUR)) == "acled/unstaged @ 2026-11-23 10:00"
+    assert str(HourlyRollup(source="acled", stage="geocode", hour=HOUR)) == "acled/geocode @ 2026-11-23 10:00"

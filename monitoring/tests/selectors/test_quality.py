@@ -117,3 +117,37 @@ def test_totals_equal_the_sum_of_the_sources(now):
     quality = pipeline_status()["data_quality"]
     for field in ("geocoding_attempts", "geocoding_successes", "validation_attempts", "validation_passes", "reports"):
         assert quality[field] == sum(row[field] for row in quality["by_source"])
+
+
+def test_by_stage_breaks_the_totals_down_per_stage_in_pipeline_order_with_the_unstaged_last(now):
+    at = now - timedelta(minutes=10)
+    DataQualityMetricFactory(timestamp=at, stage="validate", geocoding_attempts=0, geocoding_successes=0)
+    DataQualityMetricFactory(timestamp=at, geocoding_attempts=40, geocoding_successes=40)
+    DataQualityMetricFactory(
+        timestamp=at, source="gdelt", stage="geocode", geocoding_attempts=100, geocoding_successes=10
+    )
+    DataQualityMetricFactory(timestamp=at - timedelta(hours=2), stage="geocode", geocoding_attempts=100)
+    quality = pipeline_status(now=now)["data_quality"]
+    by_stage = quality["by_stage"]
+    assert [row["stage"] for row in by_stage] == ["geocode", "validate", None]
+    geocode, validate, unstaged = by_stage
+    assert (geocode["geocoding_attempts"], geocode["geocoding_successes"], geocode["reports"]) == (200, 100, 2)
+    assert (geocode["status"], geocode["last_updated"]) == (CRITICAL, at.isoformat().replace("+00:00", "Z"))
+    assert (validate["validation_attempts"], validate["validation_pass_rate"], validate["status"]) == (
+        100,
+        95.0,
+        HEALTHY,
+    )
+    assert (unstaged["geocoding_success_rate"], unstaged["reports"]) == (100.0, 1)
+    for field in ("geocoding_attempts", "geocoding_successes", "validation_attempts", "validation_passes", "reports"):
+        assert sum(row[field] for row in by_stage) == quality[field] == sum(r[field] for r in quality["by_source"])
+    assert "source" not in geocode and "anomaly_detection" not in geocode
+
+
+def test_the_stages_statuses_leave_the_blocks_status_alone(now):
+    at = now - timedelta(minutes=10)
+    DataQualityMetricFactory(timestamp=at, stage="geocode", geocoding_attempts=100, geocoding_successes=69)
+    DataQualityMetricFactory(timestamp=at, stage="validate", geocoding_attempts=900, geocoding_successes=900)
+    quality = pipeline_status(now=now)["data_quality"]
+    assert [row["status"] for row in quality["by_stage"]] == [CRITICAL, HEALTHY]
+    assert quality["status"] == HEALTHY, "the source's reports, judged together, are healthy"

@@ -57,6 +57,7 @@ def test_start_then_complete_is_one_succeeded_run_with_its_volume_and_counts(run
     (metric,) = DataQualityMetric.objects.all()
     assert (metric.source, metric.metric_type, metric.timestamp) == ("acled", "openlineage", ended)
     assert (metric.geocoding_attempts, metric.geocoding_successes, metric.validation_attempts) == (120, 108, 108)
+    assert (metric.run_id, metric.stage) == (run.pk, "scrape"), "the counts are the run's, of its stage"
 
 
 def test_the_same_transition_twice_is_a_no_op(run_id):

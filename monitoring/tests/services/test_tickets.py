@@ -43,3 +43,15 @@ def test_an_expired_ticket_does_not_redeem(settings):
     ticket = issue_ticket(user_id=42)
     time.sleep(1.2)
     assert redeem_ticket(ticket=ticket) is None
+
+
+def test_a_ticket_of_a_read_token_redeems_once_for_the_token():
+    ticket = issue_ticket(token_id=9)
+    assert redeem_ticket(ticket=ticket) == "token:9"
+    assert redeem_ticket(ticket=ticket) is None
+
+
+@pytest.mark.parametrize("holders", [{}, {"user_id": 1, "token_id": 2}])
+def test_a_ticket_has_exactly_one_holder(holders):
+    with pytest.raises(ValueError, match="a user or to a token"):
+        issue_ticket(**holders)

@@ -1,5 +1,5 @@
-"""The operations that write through the Django admin: add, change and delete of metrics and runs, posted
-as a browser would post the model's admin form."""
+"""The operations that write through the Django admin: add, change and delete of metrics (with their run and
+stage) and runs, posted as a browser would post the model's admin form."""
 
 from __future__ import annotations
 
@@ -60,12 +60,18 @@ def _admin_post(world: World, model, url: str, data: dict[str, str], *, may_refu
     assert response.status_code == 302, (url, response.status_code, errors)
 
 
+def _metric_values(metric: Metric, world: World) -> dict[str, Any]:
+    """The metric's fields under the admin form's names: its run is the form's ``run`` (an id box)."""
+    fields = metric.fields(world)
+    return {**fields, "run": fields["run_id"]}
+
+
 @dataclass(frozen=True)
 class AdminMetricAdd(Op):
     metric: Metric
 
     def apply(self, world: World) -> None:
-        data = _admin_form(world, DataQualityMetric, self.metric.fields(world))
+        data = _admin_form(world, DataQualityMetric, _metric_values(self.metric, world))
         _admin_post(world, DataQualityMetric, _admin_url(DataQualityMetric, "add/"), data, may_refuse=True)
 
 
@@ -78,7 +84,8 @@ class AdminMetricChange(Op):
         pk = pick(World.ids(DataQualityMetric), self.pick)
         if pk is None:
             return
-        data = _admin_form(world, DataQualityMetric, self.metric.fields(world), DataQualityMetric.objects.get(pk=pk))
+        instance = DataQualityMetric.objects.get(pk=pk)
+        data = _admin_form(world, DataQualityMetric, _metric_values(self.metric, world), instance)
         _admin_post(world, DataQualityMetric, _admin_url(DataQualityMetric, f"{pk}/change/"), data, may_refuse=True)
 
 

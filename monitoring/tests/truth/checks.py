@@ -1,9 +1,10 @@
 """The comparisons of the product's figures with the oracle, and the operations that make them.
 
-1. ``pipeline_status``: ``data_quality`` totals and ``by_source``;
+1. ``pipeline_status``: ``data_quality`` totals, ``by_source`` and ``by_stage``;
 2. the alert rules' inputs (``gather_inputs``): metric sums and finished / failed run counts of the
    current and previous windows;
-3. ``trends``: every bucket (hour, day) and the current / previous periods, all sources and one;
+3. ``trends``: every bucket (hour, day) and the current / previous periods, all sources and one, every
+   stage and one (the unstaged included);
 4. the anomaly detector's hourly series (the ``HourCounts`` per source and hour);
 5. ``scraping_health`` per source against the runs table.
 """
@@ -34,6 +35,10 @@ TREND_METRICS = ["geocoding_success_rate", "validation_pass_rate", "volume"]
 # Long enough that the anomaly series reaches the pruned hours (700-800 h back).
 TRAINING_DAYS = 35
 ZEROS = (0, 0, 0, 0)
+# The order of ``by_stage``: pipeline order, then the metrics without a stage ('' in the oracle).
+STAGE_ORDER = ["scrape", "geocode", "validate", ""]
+# A trend's ``stage`` parameter and the oracle's stage for it.
+TREND_STAGES = {"scrape": "scrape", "geocode": "geocode", "validate": "validate", "unstaged": ""}
 
 
 def _iso(value: str | None) -> datetime | None:
@@ -67,6 +72,14 @@ def check_data_quality(world: World, *, now: datetime, window_hours: int) -> dic
     ]
     actual_rows = [{"source": row["source"], **_quality_actual(row)} for row in quality["by_source"]]
     assert actual_rows == expected_rows, f"{where}: by_source"
+
+    by_stage = oracle.metric_window_by_stage(start=now - window_hours * HOUR, end=now)
+    expected_stages = [
+        {"stage": stage or None, **_quality_expected(sums, sums["newest"])}
+        for stage, sums in sorted(by_stage.items(), key=lambda item: STAGE_ORDER.index(item[0]))
+    ]
+    actual_stages = [{"stage": row["stage"], **_quality_actual(row)} for row in quality["by_stage"]]
+    assert actual_stages == expected_stages, f"{where}: by_stage"
 
     totals = {name: sum(sums[name] for sums in by_source.values()) for name in oracle.SUMMED}
     # Newest report at any age (docs/status.md: null only when there has never been one): pruned ones count.
@@ -162,12 +175,20 @@ class TrendQuery:
     source: str | None
     bucket: str
     window_hours: int
+    stage: str | None = None  # the trend's parameter: a stage, "unstaged", or None for every metric
 
 
 def check_trend(world: World, hours: dict, *, now: datetime, query: TrendQuery) -> None:
     got = trends(
-        now=now, metrics=TREND_METRICS, source=query.source, bucket=query.bucket, window_hours=query.window_hours
+        now=now,
+        metrics=TREND_METRICS,
+        source=query.source,
+        bucket=query.bucket,
+        window_hours=query.window_hours,
+        stage=query.stage,
     )
+    assert got["stage"] == query.stage
+    hours = _of_stage(hours, query.stage)
     step = HOUR if query.bucket == "hour" else DAY
     end = (oracle.floor_hour(now) if query.bucket == "hour" else oracle.floor_day(now)) + step
     start = end - query.window_hours * HOUR
@@ -203,6 +224,23 @@ def check_trend(world: World, hours: dict, *, now: datetime, query: TrendQuery) 
             assert block[period] == values(metric, periods[period]), f"{where}: {metric} {period}"
 
 
+def _of_stage(hours: oracle.Hours, stage: str | None) -> oracle.Hours:
+    """The history's hours of one stage (a trend's ``stage``), or all of them."""
+    if stage is None:
+        return hours
+    return {key: sums for key, sums in hours.items() if key[1] == TREND_STAGES[stage]}
+
+
+def _per_source_hour(hours: oracle.Hours) -> dict[tuple[str, datetime], tuple[int, ...]]:
+    """The history's hours with their stages added up: per (source, hour)."""
+    merged: dict[tuple[str, datetime], list[int]] = {}
+    for (source, _stage, hour), sums in hours.items():
+        totals = merged.setdefault((source, hour), [0] * len(sums))
+        for i, value in enumerate(sums):
+            totals[i] += value
+    return {key: tuple(sums) for key, sums in merged.items()}
+
+
 def check_anomaly_series(hours: dict, *, now: datetime) -> None:
     """The hourly counts the anomaly detector is fed equal the history (raw + pruned) per source and hour."""
     assert hasattr(anomaly_series, "hourly_series"), "the function that turns hourly sums into HourCounts moved"
@@ -228,7 +266,11 @@ def check_anomaly_series(hours: dict, *, now: datetime) -> None:
             c.hour: (c.geocoding_attempts, c.geocoding_successes, c.validation_attempts, c.validation_passes)
             for c in captured.get(source, [])
         }
-        expected = {hour: sums[:4] for (s, hour), sums in hours.items() if s == source and since <= hour <= last}
+        expected = {
+            hour: sums[:4]
+            for (s, hour), sums in _per_source_hour(hours).items()
+            if s == source and since <= hour <= last
+        }
         got = {hour: counts for hour, counts in got.items() if counts != ZEROS}
         expected = {hour: counts for hour, counts in expected.items() if counts != ZEROS}
         assert got == expected, f"anomaly series of {source} at {now.isoformat()}"
@@ -253,6 +295,9 @@ FINAL_TRENDS = [
     TrendQuery(None, "hour", 800),
     TrendQuery(None, "day", 720),
     TrendQuery(None, "day", 1440),
+    # Per stage, reaching the pruned hours: the breakdown outlives the raw rows too.
+    *(TrendQuery(None, "hour", 800, stage) for stage in TREND_STAGES),
+    TrendQuery(None, "day", 1440, "unstaged"),
 ]
 
 
@@ -271,7 +316,12 @@ class FinalCheck:
             check_scraping(documents[window_hours], now=now, window_hours=window_hours)
         check_alert_inputs(documents[24], now=now, lengths=ALERT_WINDOWS)
         hours = world.history.hours()
-        for query in [*FINAL_TRENDS, TrendQuery(self.source, "hour", 48), TrendQuery(self.source, "day", 48)]:
+        for query in [
+            *FINAL_TRENDS,
+            TrendQuery(self.source, "hour", 48),
+            TrendQuery(self.source, "day", 48),
+            TrendQuery(self.source, "hour", 48, "geocode"),
+        ]:
             check_trend(world, hours, now=now, query=query)
         check_anomaly_series(hours, now=now)
         other = world.at(self.other_now)
@@ -281,9 +331,11 @@ class FinalCheck:
 
 
 def trend_queries() -> st.SearchStrategy[TrendQuery]:
+    sources = st.sampled_from([None, *SOURCES])
+    stages = st.sampled_from([None, None, *TREND_STAGES])
     return st.one_of(
-        st.builds(TrendQuery, st.sampled_from([None, *SOURCES]), st.just("hour"), st.sampled_from([1, 2, 24, 25, 760])),
-        st.builds(TrendQuery, st.sampled_from([None, *SOURCES]), st.just("day"), st.sampled_from([24, 48, 720, 792])),
+        st.builds(TrendQuery, sources, st.just("hour"), st.sampled_from([1, 2, 24, 25, 760]), stages),
+        st.builds(TrendQuery, sources, st.just("day"), st.sampled_from([24, 48, 720, 792]), stages),
     )
 
 

@@ -1,6 +1,8 @@
-"""The operations that write metrics, and their strategies: the ingest API, the ORM, raw SQL from another
-program (``INSERT`` / ``UPDATE`` / ``DELETE``; ``COPY`` on PostgreSQL), the original design's writer, and
-retention (``prune_metrics``). The admin's metric writes are in admin_writes.py.
+"""The operations that write metrics, and their strategies: the ingest API, the ingest service, the ORM, raw
+SQL from another program (``INSERT`` / ``UPDATE`` / ``DELETE``; ``COPY`` on PostgreSQL), the original design's
+writer, and retention (``prune_metrics``). A metric may have a stage and a run: each writer writes them as it
+can (the API and the service check the run; the others write what they are given). The admin's metric
+writes are in admin_writes.py, OpenLineage's in run_writes.py.
 """
 
 from __future__ import annotations
@@ -15,11 +17,22 @@ from django.utils import timezone
 from hypothesis import strategies as st
 
 from monitoring.models import DataQualityMetric
+from monitoring.services.metrics import MetricInput, record_metrics
 from monitoring.services.retention import prune_metrics
 from monitoring.tests.factories import RawDataQualityMetricFactory
 from monitoring.tests.truth import oracle
 from monitoring.tests.truth.moments import OFFSETS, At, times, written
-from monitoring.tests.truth.world import SOURCES, Op, Select, World, copy_rows, in_list, pick, sql_timestamp
+from monitoring.tests.truth.world import (
+    SOURCES,
+    STAGES,
+    Op,
+    Select,
+    World,
+    copy_rows,
+    in_list,
+    pick,
+    sql_timestamp,
+)
 
 METRICS_URL = "/api/v1/monitoring/metrics"
 
@@ -34,23 +47,40 @@ class Metric:
     validation_passes: int
     offset: str = "Z"
     metric_type: str = "batch"
+    stage: str | None = None
+    # Picks the run the metric is linked to (by index into the runs, when there are any); None: no run.
+    link: int | None = None
 
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in oracle.COUNTS}
 
+    def linked(self, world: World) -> tuple[str, int | None, str | None]:
+        """(source, run id, stage) as written. A linked metric is of its run's source; it keeps a stage only
+        when it has one (then its run's: the API and the admin refuse another), else the writer leaves it
+        out (the API and the admin then store the run's, another program stores NULL)."""
+        run = world.run_link(self.link)
+        if run is None:
+            return self.source, None, self.stage
+        run_id, source, stage = run
+        return source, run_id, stage if self.stage is not None else None
+
     def fields(self, world: World) -> dict[str, Any]:
+        source, run_id, stage = self.linked(world)
         return {
             "timestamp": written(world.at(self.at), self.offset),
-            "source": self.source,
+            "source": source,
             "metric_type": self.metric_type,
+            "run_id": run_id,
+            "stage": stage,
             **self.counts(),
         }
 
     def __repr__(self) -> str:
+        link = "" if self.link is None else f" run#{self.link}"
         return (
             f"Metric({self.source} @{self.at!r}{'' if self.offset == 'Z' else ' ' + self.offset} "
             f"g={self.geocoding_successes}/{self.geocoding_attempts} "
-            f"v={self.validation_passes}/{self.validation_attempts} {self.metric_type})"
+            f"v={self.validation_passes}/{self.validation_attempts} {self.metric_type} {self.stage}{link})"
         )
 
 
@@ -67,6 +97,8 @@ def metric_specs(draw) -> Metric:
         validation_passes=draw(st.integers(0, validation)),
         offset=draw(st.sampled_from(list(OFFSETS))),
         metric_type=draw(st.sampled_from(["batch", "hourly"])),
+        stage=draw(st.sampled_from(STAGES)),
+        link=draw(st.one_of(st.none(), st.integers(0, 20))),
     )
 
 
@@ -77,13 +109,14 @@ def metric_batches(max_size: int = 5) -> st.SearchStrategy[tuple[Metric, ...]]:
 # Changes of existing metric rows: (kind, argument).
 @dataclass(frozen=True)
 class MetricChange:
-    kind: str  # shift | source | add | zero_parts | time
+    kind: str  # shift | source | add | zero_parts | time | stage
     micros: int = 0
     source: str = ""
     part: str = "geocoding"  # geocoding | validation
     attempts: int = 0
     successes: int = 0
     at: At | None = None
+    stage: str | None = None
 
     def columns(self) -> tuple[str, str]:
         return (
@@ -98,7 +131,9 @@ SHIFTS = [3_600_000_000, -3_600_000_000, 1, -1, 1_800_000_000, -86_400_000_000, 
 
 @st.composite
 def metric_changes(draw) -> MetricChange:
-    kind = draw(st.sampled_from(["shift", "source", "add", "zero_parts", "time"]))
+    kind = draw(st.sampled_from(["shift", "source", "add", "zero_parts", "time", "stage"]))
+    if kind == "stage":
+        return MetricChange(kind, stage=draw(st.sampled_from(STAGES)))
     if kind == "shift":
         return MetricChange(kind, micros=draw(st.sampled_from(SHIFTS)))
     if kind == "source":
@@ -123,17 +158,47 @@ class ApiMetrics(Op):
     metrics: tuple[Metric, ...]
 
     def apply(self, world: World) -> None:
-        body = [
-            {
-                "source": m.source,
-                "metric_type": m.metric_type,
-                "timestamp": written(world.api_time(m.at), m.offset).isoformat(),
-                **m.counts(),
-            }
-            for m in self.metrics
-        ]
+        body = [_api_body(m, world) for m in self.metrics]
         response = world.api.post(METRICS_URL, body[0] if len(body) == 1 else body, format="json")
         assert response.status_code == 201, response.content
+
+
+def _api_body(m: Metric, world: World) -> dict[str, Any]:
+    """What a pipeline sends: ``run_id`` and ``stage`` only when it has them (a linked metric without a
+    stage takes its run's)."""
+    source, run_id, stage = m.linked(world)
+    links = {"run_id": run_id, "stage": stage}
+    return {
+        "source": source,
+        "metric_type": m.metric_type,
+        "timestamp": written(world.api_time(m.at), m.offset).isoformat(),
+        **m.counts(),
+        **{name: value for name, value in links.items() if value is not None},
+    }
+
+
+@dataclass(frozen=True)
+class ServiceMetrics(Op):
+    """``record_metrics`` called directly, as the simulator, the commands and OpenLineage do."""
+
+    metrics: tuple[Metric, ...]
+
+    def apply(self, world: World) -> None:
+        inputs = []
+        for m in self.metrics:
+            source, run_id, stage = m.linked(world)
+            at = written(world.api_time(m.at), m.offset)
+            inputs.append(
+                MetricInput(
+                    source=source,
+                    timestamp=at,
+                    metric_type=m.metric_type,
+                    run_id=run_id,
+                    stage=stage,
+                    **m.counts(),
+                )
+            )
+        record_metrics(metrics=inputs)
 
 
 @dataclass(frozen=True)
@@ -168,11 +233,12 @@ class OrmBulkCreate(Op):
 
 @dataclass(frozen=True)
 class OrmSaveChanged(Op):
-    """``Model.save()`` of a changed row: its time, source, counts, or all of them."""
+    """``Model.save()`` of a changed row: its time, source, counts, stage, run (with its source and stage), or
+    all of them."""
 
     pick: int
     metric: Metric
-    what: str  # time | source | counts | all
+    what: str  # time | source | counts | stage | link | all
 
     def apply(self, world: World) -> None:
         pk = pick(World.ids(DataQualityMetric), self.pick)
@@ -180,13 +246,21 @@ class OrmSaveChanged(Op):
             return
         row = DataQualityMetric.objects.get(pk=pk)
         new = self.metric.fields(world)
-        names = {"time": ["timestamp"], "source": ["source"], "counts": list(oracle.COUNTS)}.get(self.what, list(new))
+        names = {
+            "time": ["timestamp"],
+            "source": ["source"],
+            "counts": list(oracle.COUNTS),
+            "stage": ["stage"],
+            "link": ["source", "run_id", "stage"],
+        }.get(self.what, list(new))
         for name in names:
             setattr(row, name, new[name])
         row.save()
 
 
 def _orm_metric_update(change: MetricChange, world: World) -> dict[str, Any]:
+    if change.kind == "stage":
+        return {"stage": change.stage}
     if change.kind == "shift":
         return {"timestamp": F("timestamp") + timedelta(microseconds=change.micros)}
     if change.kind == "source":
@@ -219,17 +293,20 @@ class OrmDelete(Op):
         DataQualityMetric.objects.filter(pk__in=self.rows.ids(DataQualityMetric)).delete()
 
 
-_METRIC_COLUMNS = ('"timestamp"', "source", "metric_type", *oracle.COUNTS, "ingested_at")
+_METRIC_COLUMNS = ('"timestamp"', "source", "metric_type", *oracle.COUNTS, "ingested_at", "run_id", "stage")
 
 
 def _metric_values(m: Metric, world: World) -> list[Any]:
     at = world.at(m.at)
+    source, run_id, stage = m.linked(world)
     return [
         sql_timestamp(at, m.offset),
-        m.source,
+        source,
         m.metric_type,
         *m.counts().values(),
         sql_timestamp(timezone.now(), "Z"),
+        run_id,
+        stage,
     ]
 
 
@@ -290,6 +367,8 @@ class SqlUpdate(Op):
                     cursor.executemany(f'UPDATE {oracle.METRICS} SET "timestamp" = %s WHERE id = %s', moved)
             elif change.kind == "source":
                 cursor.execute(f"UPDATE {oracle.METRICS} SET source = %s {where}", [change.source])
+            elif change.kind == "stage":
+                cursor.execute(f"UPDATE {oracle.METRICS} SET stage = %s {where}", [change.stage])
             elif change.kind == "add":
                 attempts, part = change.columns()
                 cursor.execute(

@@ -1,7 +1,8 @@
 """The oracle of the truth tests: what the product must show, computed with plain SQL over the raw tables.
 
 Nothing here calls the product (no selectors, rollups, windows or services): every figure is a
-``SUM / COUNT / MAX ... WHERE ... GROUP BY`` over ``monitoring_dataqualitymetric`` or
+``SUM / COUNT / MAX ... WHERE ... GROUP BY`` (by source, by stage: a metric's own ``stage`` column, '' when
+it has none) over ``monitoring_dataqualitymetric`` or
 ``monitoring_pipelinerun``, written out below, plus a little Python that follows the written
 definitions (docs/status.md, docs/trends.md) to put hours into buckets and periods.
 
@@ -93,17 +94,42 @@ def metric_window_by_source(*, start: datetime, end: datetime) -> dict[str, dict
     }
 
 
+# A metric's stage as the product reports it: its own, or '' for one reported without (null in the status).
+_STAGE = "COALESCE(stage, '')"
+
+
+def metric_window_by_stage(*, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
+    """Per stage ('' for none): the four sums, reports and newest timestamp of the metrics with
+    ``start <= t < end``."""
+    rows = _query(
+        f'SELECT {_STAGE}, {_SUMS}, COUNT(*), MAX("timestamp") FROM {METRICS} '
+        f'WHERE "timestamp" >= %s AND "timestamp" < %s GROUP BY {_STAGE}',
+        [param(start), param(end)],
+    )
+    return {
+        stage: {**dict(zip(SUMMED, map(int, sums), strict=True)), "newest": moment(newest)}
+        for stage, *sums, newest in rows
+    }
+
+
 def newest_metric_before(end: datetime) -> datetime | None:
     ((newest,),) = _query(f'SELECT MAX("timestamp") FROM {METRICS} WHERE "timestamp" < %s', [param(end)])
     return moment(newest)
 
 
-def metric_hours(*, before: datetime | None = None) -> dict[tuple[str, datetime], tuple[int, ...]]:
-    """(source, UTC hour) -> (four sums, reports) of the raw metrics, optionally only ``timestamp < before``."""
+Hours = dict[tuple[str, str, datetime], tuple[int, ...]]
+
+
+def metric_hours(*, before: datetime | None = None) -> Hours:
+    """(source, stage ('' for none), UTC hour) -> (four sums, reports) of the raw metrics, optionally only
+    ``timestamp < before``."""
     where, params = ("", []) if before is None else ('WHERE "timestamp" < %s', [param(before)])
     hour = _hour_expression()
-    rows = _query(f"SELECT source, {hour}, {_SUMS}, COUNT(*) FROM {METRICS} {where} GROUP BY source, {hour}", params)
-    return {(source, moment(at)): tuple(int(v) for v in sums) for source, at, *sums in rows}
+    rows = _query(
+        f"SELECT source, {_STAGE}, {hour}, {_SUMS}, COUNT(*) FROM {METRICS} {where} GROUP BY source, {_STAGE}, {hour}",
+        params,
+    )
+    return {(source, stage, moment(at)): tuple(int(v) for v in sums) for source, stage, at, *sums in rows}
 
 
 def count_metrics_before(end: datetime) -> int:
@@ -113,9 +139,9 @@ def count_metrics_before(end: datetime) -> int:
 
 @dataclass
 class History:
-    """What retention removed: per (source, hour) sums, and the newest pruned timestamp."""
+    """What retention removed: per (source, stage, hour) sums, and the newest pruned timestamp."""
 
-    pruned: Counter = field(default_factory=Counter)  # (source, hour, column index) -> sum
+    pruned: Counter = field(default_factory=Counter)  # (source, stage, hour, column index) -> sum
     newest_pruned: datetime | None = None
 
     def record_prune(self, *, before: datetime) -> None:
@@ -127,24 +153,24 @@ class History:
         if newest is not None and (self.newest_pruned is None or newest > self.newest_pruned):
             self.newest_pruned = newest
 
-    def hours(self) -> dict[tuple[str, datetime], tuple[int, ...]]:
-        """Raw metrics plus pruned ones, per (source, UTC hour): the hourly history that must be kept."""
-        merged: dict[tuple[str, datetime], list[int]] = defaultdict(lambda: [0] * len(SUMMED))
+    def hours(self) -> Hours:
+        """Raw metrics plus pruned ones, per (source, stage, UTC hour): the hourly history that must be kept."""
+        merged: dict[tuple[str, str, datetime], list[int]] = defaultdict(lambda: [0] * len(SUMMED))
         for key, sums in metric_hours().items():
             for i, value in enumerate(sums):
                 merged[key][i] += value
-        for (source, hour, i), value in self.pruned.items():
-            merged[(source, hour)][i] += value
+        for (source, stage, hour, i), value in self.pruned.items():
+            merged[(source, stage, hour)][i] += value
         return {key: tuple(sums) for key, sums in merged.items()}
 
 
 def sum_hours(
-    hours: dict[tuple[str, datetime], tuple[int, ...]], *, start: datetime, end: datetime, source: str | None
+    hours: Hours, *, start: datetime, end: datetime, source: str | None, stage: str | None = None
 ) -> dict[str, int]:
-    """Sums of the hours ``start <= hour < end`` (all sources, or one)."""
+    """Sums of the hours ``start <= hour < end`` (all sources, or one; every stage, or one: '' for none)."""
     totals = [0] * len(SUMMED)
-    for (row_source, hour), sums in hours.items():
-        if start <= hour < end and (source is None or row_source == source):
+    for (row_source, row_stage, hour), sums in hours.items():
+        if start <= hour < end and source in (None, row_source) and stage in (None, row_stage):
             for i, value in enumerate(sums):
                 totals[i] += value
     return dict(zip(SUMMED, totals, strict=True))

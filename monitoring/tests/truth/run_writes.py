@@ -1,10 +1,13 @@
 """The operations that write pipeline runs, and their strategies: the ingest API (new runs, finishing
-running ones), the ORM, raw SQL from another program (``COPY`` on PostgreSQL) and retention
-(``prune_runs``). The admin's run writes are in admin_writes.py.
+running ones), OpenLineage run events (a run, and the metric of its counts facet, linked to it), the ORM,
+raw SQL from another program (``COPY`` on PostgreSQL) and retention (``prune_runs``). Deleting a run
+through Django unlinks its metrics (an ``UPDATE`` of the metrics); another program's ``DELETE`` leaves their
+``run_id``. The admin's run writes are in admin_writes.py.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,11 +20,13 @@ from hypothesis import strategies as st
 from monitoring.models import PipelineRun
 from monitoring.services.retention import prune_runs
 from monitoring.tests.factories import RawPipelineRunFactory
+from monitoring.tests.openlineage.spec_examples import pipeline_counts, run_event
 from monitoring.tests.truth import oracle
 from monitoring.tests.truth.moments import OLD, At
 from monitoring.tests.truth.world import SOURCES, Op, Select, World, copy_rows, in_list, pick, sql_timestamp
 
 RUNS_URL = "/api/v1/monitoring/runs"
+OPENLINEAGE_URL = "/api/v1/monitoring/openlineage"
 
 
 @dataclass(frozen=True)
@@ -353,3 +358,34 @@ class PruneRuns(Op):
         cutoff = world.at(self.cutoff)
         prune_runs(older_than=cutoff)
         assert not PipelineRun.objects.filter(finished_at__lt=cutoff).exists(), "prune_runs left old finished runs"
+
+
+@dataclass(frozen=True)
+class OpenLineageRun(Op):
+    """POST openlineage: a START and its end event (COMPLETE or FAIL) with the counts facet, for the job
+    ``<source>.<stage>`` (the default mapping). The end records one metric of the run's counts, linked to the
+    run and of its stage. Equal ``number``s are the same OpenLineage run: a repeat changes nothing."""
+
+    run: Run
+    number: int
+    counts: tuple[int, int, int, int]
+
+    def apply(self, world: World) -> None:
+        started, ended = sorted(min(world.run_time(at), world.api_time(at)) for at in (self.run.t1, self.run.t2))
+        run_id = str(uuid.UUID(int=self.number + 1))
+        job = f"{self.run.source}.{self.run.stage}"
+        facet = pipeline_counts(**dict(zip(oracle.COUNTS, self.counts, strict=True)))
+        end = "FAIL" if self.run.status == "failed" else "COMPLETE"
+        events = [
+            run_event("START", run_id=run_id, at=started, name=job),
+            run_event(end, run_id=run_id, at=ended, name=job, run_facets=facet),
+        ]
+        response = world.api.post(OPENLINEAGE_URL, events, format="json")
+        assert response.status_code == 200, response.content
+
+
+@st.composite
+def openlineage_runs(draw) -> OpenLineageRun:
+    geocoding, validation = draw(st.integers(0, 20)), draw(st.integers(0, 20))
+    counts = (geocoding, draw(st.integers(0, geocoding)), validation, draw(st.integers(0, validation)))
+    return OpenLineageRun(run=draw(run_specs()), number=draw(st.integers(0, 3)), counts=counts)

@@ -1,4 +1,7 @@
-"""Whole sequences of operations: a few large writes, then a mix of every writer and some checks."""
+"""Whole sequences of operations: a few large writes, then a mix of every writer and some checks.
+
+Runs are written among the metrics, so that metrics link to runs that are later changed, deleted (which
+unlinks them) or pruned."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from monitoring.tests.truth.metric_writes import (
     OrmSaveNew,
     OrmUpdate,
     PruneMetrics,
+    ServiceMetrics,
     SqlDelete,
     SqlInsert,
     SqlUpdate,
@@ -46,6 +50,7 @@ from monitoring.tests.truth.run_writes import (
     SqlRunDelete,
     SqlRunInsert,
     SqlRunUpdate,
+    openlineage_runs,
     run_changes,
     run_specs,
     run_times,
@@ -57,12 +62,16 @@ def operations(*, postgres: bool) -> st.SearchStrategy[list[Op]]:
     picks = st.integers(0, 50)
     kinds: list[st.SearchStrategy[Op]] = [
         st.builds(ApiMetrics, metric_batches()),
+        st.builds(ServiceMetrics, metric_batches()),
+        openlineage_runs(),
         st.builds(OrmCreate, metric_specs()),
         st.builds(OrmSaveNew, metric_specs()),
         st.builds(OrmBulkCreate, metric_batches()),
         st.builds(SqlInsert, metric_batches()),
         st.builds(LegacyInsert, metric_batches(3)),
-        st.builds(OrmSaveChanged, picks, metric_specs(), st.sampled_from(["time", "source", "counts", "all"])),
+        st.builds(
+            OrmSaveChanged, picks, metric_specs(), st.sampled_from(["time", "source", "counts", "stage", "link", "all"])
+        ),
         st.builds(OrmUpdate, selections(), metric_changes()),
         st.builds(SqlUpdate, selections(), metric_changes()),
         st.builds(OrmDelete, selections()),
@@ -99,6 +108,7 @@ def operations(*, postgres: bool) -> st.SearchStrategy[list[Op]]:
     # A few large writes first, so that every example has rows on many edges; then the mix.
     seeds: list[st.SearchStrategy[Op]] = [
         st.builds(ApiMetrics, metric_batches(20)),
+        openlineage_runs(),
         st.builds(OrmBulkCreate, metric_batches(20)),
         st.builds(SqlInsert, metric_batches(20)),
         st.builds(OrmRunBulkCreate, st.lists(run_specs(), min_size=1, max_size=8).map(tuple)),

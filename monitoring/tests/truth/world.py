@@ -18,6 +18,8 @@ from monitoring.tests.truth.moments import At, written
 
 # Three sources, so that groups collide.
 SOURCES = ("acled", "gdelt", "ucdp")
+# A metric's stage as written (None: reported without one).
+STAGES = ("scrape", "geocode", "validate", None)
 
 
 def note(text: str) -> None:
@@ -52,6 +54,15 @@ class World:
     @staticmethod
     def ids(model) -> list[int]:
         return list(model.objects.order_by("pk").values_list("pk", flat=True))
+
+    def run_link(self, pick_index: int | None) -> tuple[int, str, str] | None:
+        """The run a metric's ``link`` picks, as (id, source, stage); None without a link or a run."""
+        if pick_index is None:
+            return None
+        from monitoring.models import PipelineRun
+
+        runs = list(PipelineRun.objects.order_by("pk").values_list("pk", "source", "stage"))
+        return runs[pick_index % len(runs)] if runs else None
 
 
 class Op:

@@ -29,6 +29,16 @@ def on_server(test: T) -> T:
     return test
 
 
+def stored_links(source: str | None = None) -> list[tuple[int | None, str | None]]:
+    """The (run id, stage) of each stored metric row, oldest first."""
+    from monitoring.models import DataQualityMetric
+
+    rows = DataQualityMetric.objects.order_by("timestamp", "id")
+    if source is not None:
+        rows = rows.filter(source=source)
+    return list(rows.values_list("run_id", "stage"))
+
+
 def stored_metrics(source: str | None = None) -> list[tuple]:
     """The metric rows the server stored: (source, metric_type, four counts), oldest first."""
     from monitoring.models import DataQualityMetric

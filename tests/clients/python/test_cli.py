@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.python.helpers import on_server, stored_metrics
+from tests.clients.python.helpers import on_server, stored_links, stored_metrics
 from tests.integration.cluster import free_port
 
 CM_REPORT = Path(sys.executable).with_name("cm-report")
@@ -38,7 +38,8 @@ def test_a_shell_pipeline_starts_a_run_reports_and_finishes_it(server_url, serve
     assert started.returncode == 0, started.stderr
     run_id = int(started.stdout)
     assert _run(run_id)[0] == "running"
-    metric = ["metrics", "--source", "acled", "--geocoding-attempts", "120", "--geocoding-successes", "108"]
+    metric = ["metrics", "--source", "acled", "--run-id", str(run_id), "--geocoding-attempts", "120"]
+    metric += ["--geocoding-successes", "108"]
     reported = cm_report(*metric, url=server_url, key=server_key)
     assert (reported.returncode, json.loads(reported.stdout)) == (0, {"stored": 1, "replayed": 0}), reported.stderr
     finished = cm_report(
@@ -48,6 +49,7 @@ def test_a_shell_pipeline_starts_a_run_reports_and_finishes_it(server_url, serve
     assert json.loads(finished.stdout)["status"] == "succeeded"
     assert _run(run_id) == ("succeeded", "", 120, 118)
     assert stored_metrics() == [("acled", "batch", 120, 108, 0, 0)]
+    assert stored_links() == [(run_id, "scrape")], "linked to the run, of its stage"
 
 
 @on_server

@@ -6,9 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conflict_monitor_client import AuthenticationFailed, InvalidReport, MetricsNotSent, Monitor, RetryPolicy, Sent
+from conflict_monitor_client import (
+    AuthenticationFailed,
+    InvalidReport,
+    MetricsNotSent,
+    Monitor,
+    RetryPolicy,
+    Sent,
+    make_metric,
+)
 
-from tests.clients.python.helpers import SERVER_MARKS, Wire, revoke, stored_metrics
+from tests.clients.python.helpers import SERVER_MARKS, Wire, revoke, stored_links, stored_metrics
 from tests.clients.python.stub_server import Forward, stub_server
 
 pytestmark = list(SERVER_MARKS)
@@ -36,6 +44,7 @@ def test_a_run_block_starts_the_run_stores_its_reports_in_batches_and_finishes_i
         run.items_in, run.items_out = 120, 118
         assert run.pending == 1
     assert stored_metrics() == [("acled", "batch", 10 + n, n, 0, 0) for n in range(7)]
+    assert stored_links() == [(run.id, "geocode")] * 7, "each stored metric names its run and the run's stage"
     assert wire.requests == [
         ("POST", "runs"),
         *[("POST", "metrics")] * 3,
@@ -65,6 +74,7 @@ def test_an_exception_in_the_block_fails_the_run_with_its_message_and_goes_on(se
     stored = _run(run.id)
     assert (stored.status, stored.error) == ("failed", "RuntimeError: the site answered 503 all night")
     assert stored_metrics() == [("acled", "batch", 0, 0, 5, 4)], "what was reported before the failure is kept"
+    assert stored_links() == [(run.id, "scrape")]
 
 
 def test_flush_sends_the_buffered_reports_now(server_url, server_key):
@@ -78,17 +88,33 @@ def test_flush_sends_the_buffered_reports_now(server_url, server_key):
 
 def test_the_same_reports_sent_again_are_answered_from_the_first_and_not_stored_twice(server_url, server_key):
     at = datetime.now(UTC) - timedelta(hours=1)
+    later = at + timedelta(minutes=30)
+    reports = [
+        make_metric(source="acled", geocoding_attempts=100, geocoding_successes=90, timestamp=at),
+        make_metric(source="acled", geocoding_attempts=50, geocoding_successes=45, timestamp=later),
+    ]
     wire = Wire()
     with wire.client() as http, Monitor(server_url, server_key, http_client=http) as monitor:
-        for _ in range(2):  # the pipeline re-run for the same hour, with the same numbers
-            with monitor.run("acled", "geocode") as run:
-                run.report(geocoding_attempts=100, geocoding_successes=90, timestamp=at)
-                run.report(geocoding_attempts=50, geocoding_successes=45, timestamp=at + timedelta(minutes=30))
+        for _ in range(2):  # a job re-sending the same hour's figures, with the same timestamps
+            monitor.send_metrics(reports)
     assert stored_metrics() == [("acled", "batch", 100, 90, 0, 0), ("acled", "batch", 50, 45, 0, 0)]
     metric_answers = [
         answer for request, answer in zip(wire.requests, wire.answers, strict=True) if request[1] == "metrics"
     ]
     assert metric_answers == [(201, False), (201, True)]
+
+
+def test_a_re_run_is_a_new_run_and_its_reports_are_stored_as_its_own(server_url, server_key):
+    """A report in a run block names its run, so the same figures from a second run are that run's."""
+    at = datetime.now(UTC) - timedelta(hours=1)
+    runs = []
+    with Monitor(server_url, server_key) as monitor:
+        for _ in range(2):
+            with monitor.run("acled", "geocode") as run:
+                run.report(geocoding_attempts=100, geocoding_successes=90, timestamp=at)
+            runs.append(run.id)
+    assert stored_metrics() == [("acled", "batch", 100, 90, 0, 0)] * 2
+    assert sorted(stored_links()) == [(runs[0], "geocode"), (runs[1], "geocode")]
 
 
 def test_answers_lost_after_the_server_wrote_are_retried_and_nothing_is_stored_twice(server_port, server_key):

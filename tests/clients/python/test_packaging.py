@@ -1,5 +1,5 @@
-"""``pip install ./clients/python`` gives an importable, typed package with the ``cm-report`` command and one
-runtime dependency, httpx, as a range that holds the version the repository's lock pins."""
+"""``pip install ./clients/python`` gives an importable, typed package with the ``cm-report`` command and two
+runtime dependencies, httpx and websockets, each as a range that holds the version the repository's lock pins."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
 from packaging.requirements import Requirement
 
 from tests.integration.cluster import ROOT
@@ -42,15 +43,16 @@ def test_a_plain_install_from_the_source_tree_is_importable_typed_and_has_cm_rep
     requires = [
         line.split(":", 1)[1].strip() for line in metadata.read_text().splitlines() if line.startswith("Requires-Dist:")
     ]
-    assert [Requirement(line).name for line in requires] == ["httpx"]
+    assert [Requirement(line).name for line in requires] == ["httpx", "websockets"]
 
 
-def test_the_client_asks_for_an_httpx_range_that_holds_the_locked_version():
+@pytest.mark.parametrize("name", ["httpx", "websockets"])
+def test_the_client_asks_for_a_range_that_holds_the_locked_version(name):
     project = tomllib.loads((CLIENT / "pyproject.toml").read_text())["project"]
-    (dependency,) = [Requirement(line) for line in project["dependencies"]]
-    locked = re.search(r"^httpx==(\S+)", (ROOT / "requirements-dev.txt").read_text(), re.MULTILINE)
-    assert locked, "httpx is not in requirements-dev.txt: add it to requirements-dev.in and run make lock"
-    assert dependency.name == "httpx" and dependency.specifier.contains(locked.group(1))
+    (dependency,) = [Requirement(line) for line in project["dependencies"] if Requirement(line).name == name]
+    locked = re.search(rf"^{name}==(\S+)", (ROOT / "requirements-dev.txt").read_text(), re.MULTILINE)
+    assert locked, f"{name} is not in requirements-dev.txt: add it to requirements-dev.in and run make lock"
+    assert dependency.specifier.contains(locked.group(1))
     assert str(dependency.specifier) != f"=={locked.group(1)}", "a library asks for a range, not a pin"
 
 

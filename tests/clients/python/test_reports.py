@@ -25,6 +25,12 @@ CASES = [
     {"source": "acled", "geocoding_attempts": 1, "geocoding_successes": 2},
     {"source": "acled", "validation_attempts": 1, "validation_passes": 2},
     {"source": "acled", "geocoding_attempts": "x", "geocoding_successes": 2},
+    {"source": "acled", "run_id": 17, "stage": "geocode"},
+    {"source": "acled", "run_id": 0},
+    {"source": "acled", "run_id": 2**63},
+    {"source": "acled", "run_id": True},
+    {"source": "acled", "run_id": "17"},
+    {"source": "acled", "stage": "load"},
 ]
 
 
@@ -102,3 +108,19 @@ def test_a_batch_size_beyond_the_servers_limit_is_refused():
         MetricBuffer(batch_size=5001)
     with pytest.raises(ValueError):
         MetricBuffer(batch_size=0)
+
+
+def test_an_unlinked_report_sends_the_body_it_always_did_and_a_linked_one_names_its_run_and_stage():
+    at = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    plain = make_metric(source="acled", geocoding_attempts=1, timestamp=at).as_json()
+    assert set(plain) == {
+        "source",
+        "metric_type",
+        "timestamp",
+        "geocoding_attempts",
+        "geocoding_successes",
+        "validation_attempts",
+        "validation_passes",
+    }, "an unlinked report keeps its key"
+    linked = make_metric(source="acled", geocoding_attempts=1, timestamp=at, run_id=17, stage="geocode").as_json()
+    assert linked == {**plain, "run_id": 17, "stage": "geocode"}

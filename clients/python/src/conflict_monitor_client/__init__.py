@@ -6,7 +6,13 @@
         with monitor.run("acled", "geocode") as run:
             run.report(geocoding_attempts=120, geocoding_successes=108)
 
-``AsyncMonitor`` is the same for asyncio; ``cm-report`` the same from a shell. See README.md.
+``AsyncMonitor`` is the same for asyncio, and follows the live feed with a read key::
+
+    async with AsyncMonitor("http://127.0.0.1:8000", read_key) as monitor:
+        async for update in monitor.follow():
+            print(update.seq, update.status["overall_status"])
+
+``cm-report`` reports from a shell. See README.md.
 """
 
 from conflict_monitor_client.aio import AsyncMonitor, AsyncRun
@@ -17,6 +23,7 @@ from conflict_monitor_client.errors import (
     Conflict,
     ConflictMonitorError,
     ConnectionFailed,
+    FeedClosed,
     IdempotencyKeyReused,
     InvalidReport,
     InvalidRequest,
@@ -28,6 +35,8 @@ from conflict_monitor_client.errors import (
     RunAlreadyFinished,
     ServerError,
 )
+from conflict_monitor_client.feed import FeedPosition, StatusStale, StatusUpdate
+from conflict_monitor_client.follow import Feed
 from conflict_monitor_client.reports import Metric, Sent, make_metric
 from conflict_monitor_client.retry import RetryPolicy
 from conflict_monitor_client.runs import RunRecord, Stage
@@ -41,6 +50,9 @@ __all__ = [
     "Conflict",
     "ConflictMonitorError",
     "ConnectionFailed",
+    "Feed",
+    "FeedClosed",
+    "FeedPosition",
     "IdempotencyKeyReused",
     "InvalidReport",
     "InvalidRequest",
@@ -58,6 +70,8 @@ __all__ = [
     "Sent",
     "ServerError",
     "Stage",
+    "StatusStale",
+    "StatusUpdate",
     "__version__",
     "make_metric",
 ]

@@ -1,7 +1,8 @@
 """The asynchronous client: ``AsyncMonitor`` and its run block, ``AsyncRun``.
 
 The same operations as ``client.Monitor`` (the same ``ClientCore`` steps), carried out with
-``httpx.AsyncClient`` and ``asyncio.sleep``.
+``httpx.AsyncClient`` and ``asyncio.sleep``; and ``follow()``, the live feed (``follow.py``), which only
+an asyncio program can iterate.
 """
 
 from __future__ import annotations
@@ -10,14 +11,23 @@ import asyncio
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from types import TracebackType
-from typing import TypeVar, cast
+from typing import Literal, TypeVar, cast, overload
 
 import httpx
 
+from conflict_monitor_client.feed import FeedPosition, StatusStale, StatusUpdate
+from conflict_monitor_client.follow import DEFAULT_RECONNECT, Feed
 from conflict_monitor_client.reports import Metric, Sent
 from conflict_monitor_client.retry import RetryPolicy
 from conflict_monitor_client.runs import FinalStatus, RunRecord, Stage
-from conflict_monitor_client.transport import DEFAULT_BATCH_SIZE, ClientCore, RunHandle, answer_from, no_answer_from
+from conflict_monitor_client.transport import (
+    DEFAULT_BATCH_SIZE,
+    VERSION,
+    ClientCore,
+    RunHandle,
+    answer_from,
+    no_answer_from,
+)
 from conflict_monitor_client.wire import Answer, ApiRequest, NoAnswer, Send, Steps
 
 __all__ = ["AsyncMonitor", "AsyncRun"]
@@ -68,6 +78,8 @@ class AsyncMonitor:
         validation_passes: int = 0,
         metric_type: str = "batch",
         timestamp: datetime | None = None,
+        run_id: int | None = None,
+        stage: Stage | None = None,
     ) -> None:
         await self._execute(
             self._core.report(
@@ -78,6 +90,8 @@ class AsyncMonitor:
                 validation_passes=validation_passes,
                 metric_type=metric_type,
                 timestamp=timestamp,
+                run_id=run_id,
+                stage=stage,
             )
         )
 
@@ -105,6 +119,61 @@ class AsyncMonitor:
 
     async def get_run(self, run_id: int) -> RunRecord:
         return await self._execute(self._core.get_run(run_id))
+
+    @overload
+    def follow(
+        self,
+        *,
+        since: FeedPosition | None = ...,
+        stale_notices: Literal[False] = ...,
+        reconnect: RetryPolicy | None = ...,
+        give_up_after: int | None = ...,
+        idle_timeout: float = ...,
+    ) -> Feed[StatusUpdate]: ...
+
+    @overload
+    def follow(
+        self,
+        *,
+        since: FeedPosition | None = ...,
+        stale_notices: Literal[True],
+        reconnect: RetryPolicy | None = ...,
+        give_up_after: int | None = ...,
+        idle_timeout: float = ...,
+    ) -> Feed[StatusUpdate | StatusStale]: ...
+
+    def follow(
+        self,
+        *,
+        since: FeedPosition | None = None,
+        stale_notices: bool = False,
+        reconnect: RetryPolicy | None = None,
+        give_up_after: int | None = None,
+        idle_timeout: float = 60.0,
+    ) -> Feed[StatusUpdate] | Feed[StatusUpdate | StatusStale]:
+        """The status documents of the live feed, in order, across reconnects: ``async for update in
+        monitor.follow():`` (the monitor's token must be a read key, ``cmr_…``).
+
+        Each ``StatusUpdate`` carries the document (``status``), its ``seq`` and ``epoch``; none is yielded
+        twice and none is skipped while the server's history covers a disconnection (else the next one is
+        ``resynced``). ``stale_notices=True`` also yields ``StatusStale`` when the server says the status is
+        not being updated. ``since``: continue after a stored ``feed.position``. Reconnects wait
+        ``reconnect.backoff(n)`` (1 s doubling to 30 s, with jitter); ``give_up_after`` failed connects in a
+        row raise ``ConnectionFailed`` (None: keep trying). ``idle_timeout``: seconds without a frame after
+        which the socket counts as dead (the server sends one every broadcast interval, 5 s).
+        """
+        return Feed(
+            api_base=self._core.base_url,
+            token=self._core.token,
+            user_agent=f"conflict-monitor-client/{VERSION}",
+            since=since,
+            stale_notices=stale_notices,
+            reconnect=reconnect or DEFAULT_RECONNECT,
+            give_up_after=give_up_after,
+            idle_timeout=idle_timeout,
+            open_timeout=self._core.timeout,
+            rand=self._core.rand,
+        )
 
     async def _execute(self, steps: Steps[T]) -> T:
         outcome: Answer | NoAnswer | None = None

@@ -1,7 +1,7 @@
 """``cm-report``: report runs and metrics from a shell or cron pipeline.
 
-    RUN=$(cm-report run start --source acled --stage scrape)
-    cm-report metrics --source acled --geocoding-attempts 120 --geocoding-successes 108
+    RUN=$(cm-report run start --source acled --stage geocode)
+    cm-report metrics --source acled --run-id "$RUN" --geocoding-attempts 120 --geocoding-successes 108
     cm-report run finish "$RUN" --items-out 118        # or: cm-report run fail "$RUN" --error "..."
     cm-report run exec --source acled --stage scrape -- ./scrape.sh   # start, run, finish or fail
 
@@ -47,7 +47,7 @@ EXIT_CODES = {
     UNAUTHORISED: "the token is missing, unknown or revoked, or not allowed (401/403)",
     UNAVAILABLE: "no answer, 429 or 5xx after every retry: try again later",
 }
-_METRIC_KEYS = frozenset({"source", "metric_type", "timestamp", *COUNT_FIELDS})
+_METRIC_KEYS = frozenset({"source", "metric_type", "timestamp", "run_id", "stage", *COUNT_FIELDS})
 
 
 def _timestamp(value: str) -> datetime:
@@ -103,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     metrics.add_argument("--source")
     metrics.add_argument("--metric-type", default="batch")
     metrics.add_argument("--timestamp", type=_timestamp, help="the report's time (default now); fix it for re-runs")
+    metrics.add_argument("--run-id", type=int, help="the run that reported it (`run start` printed its id)")
+    metrics.add_argument("--stage", choices=STAGES, help="the stage that reported it (default: the run's)")
     for name in COUNT_FIELDS:
         metrics.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_count, default=0)
     metrics.add_argument("--jsonl", help="a file ('-': standard input) of JSON objects, one metric per line")
@@ -181,6 +183,8 @@ def _one_metric(args: argparse.Namespace) -> Metric:
         source=args.source,
         metric_type=args.metric_type,
         timestamp=args.timestamp,
+        run_id=args.run_id,
+        stage=args.stage,
         **{name: getattr(args, name) for name in COUNT_FIELDS},
     )
 

@@ -72,8 +72,11 @@ class Monitor:
         validation_passes: int = 0,
         metric_type: str = "batch",
         timestamp: datetime | None = None,
+        run_id: int | None = None,
+        stage: Stage | None = None,
     ) -> None:
-        """Store one metric now, outside any run (inside a run block, ``run.report`` batches)."""
+        """Store one metric now, outside any run block (inside one, ``run.report`` batches and links). A
+        report of a run started with ``start_run`` names it with ``run_id`` (and may give its ``stage``)."""
         self._execute(
             self._core.report(
                 source,
@@ -83,6 +86,8 @@ class Monitor:
                 validation_passes=validation_passes,
                 metric_type=metric_type,
                 timestamp=timestamp,
+                run_id=run_id,
+                stage=stage,
             )
         )
 
@@ -174,8 +179,8 @@ class Run(RunHandle):
         metric_type: str = "batch",
         timestamp: datetime | None = None,
     ) -> None:
-        """Record one metric of this run, under its source; sent when a batch is full, on ``flush`` and at
-        the block's end. ``InvalidReport`` at once for a report the server would refuse."""
+        """Record one metric of this run (its source, linked to it, of its stage); sent when a batch is full,
+        on ``flush`` and at the block's end. ``InvalidReport`` at once for a report the server would refuse."""
         full = self._buffer(
             geocoding_attempts=geocoding_attempts,
             geocoding_successes=geocoding_successes,

@@ -4,7 +4,8 @@ Every error carries ``status`` (the HTTP status, or None when no answer came), `
 ``error`` code, e.g. ``invalid``, ``throttled``, ``run_already_finished``) and ``message`` (the server's
 ``detail``). The server answers every error with one JSON body, ``{"error", "detail", "fields"?}``
 (docs/api.md, Errors); an answer that is not that body (a proxy's HTML 502) still becomes an error here,
-with the code ``http_<status>`` and the start of its text as the message.
+with the code ``http_<status>`` and the start of its text as the message. An error of the live feed
+carries the socket's ``close_code`` instead of a status.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "Conflict",
     "ConflictMonitorError",
     "ConnectionFailed",
+    "FeedClosed",
     "IdempotencyKeyReused",
     "InvalidReport",
     "InvalidRequest",
@@ -51,6 +53,7 @@ class ConflictMonitorError(Exception):
         code: str = "error",
         fields: Mapping[str, Any] | None = None,
         request_id: str | None = None,
+        close_code: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -58,9 +61,12 @@ class ConflictMonitorError(Exception):
         self.code = code
         self.fields: Mapping[str, Any] = fields or {}
         self.request_id = request_id
+        self.close_code = close_code
 
     def __str__(self) -> str:
         where = f" (HTTP {self.status})" if self.status is not None else ""
+        if self.close_code is not None:
+            where += f" (close code {self.close_code})"
         text = f"{self.code}{where}: {self.message}"
         if self.fields:
             text += " " + describe_fields(self.fields)
@@ -82,8 +88,15 @@ class ConnectionFailed(ConflictMonitorError):
         self.attempts = attempts
 
 
+class FeedClosed(ConflictMonitorError):
+    """The live feed closed the connection in a way reconnecting would not mend (``close_code``)."""
+
+    def __init__(self, message: str, *, close_code: int) -> None:
+        super().__init__(message, code="feed_closed", close_code=close_code)
+
+
 class APIError(ConflictMonitorError):
-    """The server answered with an error status."""
+    """The server answered with an error status (or, from the live feed, closed with ``close_code``)."""
 
     status: int
 
@@ -93,11 +106,12 @@ class InvalidRequest(APIError):
 
 
 class AuthenticationFailed(APIError):
-    """401: the token is missing, malformed, unknown or revoked."""
+    """401: the token is missing, malformed, unknown or revoked (the feed: close code 4401, or 4403 for a read
+    key it does not know)."""
 
 
 class PermissionDenied(APIError):
-    """403: the token may not do this."""
+    """403: the token may not do this (a read key cannot write; the feed closes 4403 on an ingest key)."""
 
 
 class NotFound(APIError):

@@ -11,16 +11,30 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from conflict_monitor_client.errors import InvalidReport
 from conflict_monitor_client.wire import ApiRequest
 
-__all__ = ["MAX_BATCH", "Metric", "MetricBuffer", "Sent", "make_metric", "metrics_request", "utc_timestamp"]
+__all__ = [
+    "MAX_BATCH",
+    "STAGES",
+    "Metric",
+    "MetricBuffer",
+    "Sent",
+    "Stage",
+    "make_metric",
+    "metrics_request",
+    "utc_timestamp",
+]
 
 SOURCE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 METRIC_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,49}")
 MAX_COUNT = 2**31 - 1
+# The server's largest run id (a 64-bit key).
+MAX_RUN_ID = 2**63 - 1
+Stage = Literal["scrape", "geocode", "validate"]
+STAGES: tuple[Stage, ...] = get_args(Stage)
 # The server's MONITORING_INGEST_MAX_BATCH default: more metrics in one request is a 413.
 MAX_BATCH = 5000
 COUNT_FIELDS = ("geocoding_attempts", "geocoding_successes", "validation_attempts", "validation_passes")
@@ -46,14 +60,23 @@ class Metric:
     geocoding_successes: int = 0
     validation_attempts: int = 0
     validation_passes: int = 0
+    # The run that reported it (``POST runs``) and its stage; None: not linked / unstaged.
+    run_id: int | None = None
+    stage: Stage | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "source": self.source,
             "metric_type": self.metric_type,
             "timestamp": self.timestamp,
             **{name: getattr(self, name) for name in COUNT_FIELDS},
         }
+        # Only when set: an unlinked report keeps the body, and so the idempotency key, it always had.
+        if self.run_id is not None:
+            body["run_id"] = self.run_id
+        if self.stage is not None:
+            body["stage"] = self.stage
+        return body
 
 
 def make_metric(
@@ -65,11 +88,15 @@ def make_metric(
     validation_passes: int = 0,
     metric_type: str = "batch",
     timestamp: datetime | None = None,
+    run_id: int | None = None,
+    stage: Stage | None = None,
 ) -> Metric:
     """A checked ``Metric``; ``InvalidReport`` names every wrong field. Without ``timestamp``, now.
 
     The timestamp is fixed here, when the report is made: two reports with the same counts at different
     times are two reports (different keys), and a retry of one is the same report (the same key).
+    ``run_id`` links the report to a run of the same source (the server checks that it exists); ``stage``
+    is the stage that reported it (with ``run_id``, the server takes the run's when it is None).
     """
     counts = {
         "geocoding_attempts": geocoding_attempts,
@@ -89,13 +116,20 @@ def make_metric(
     for part, whole in _PART_OF:
         if part not in errors and whole not in errors and counts[part] > counts[whole]:
             errors[part] = [f"Cannot exceed {whole}."]
+    # bool is an int here too.
+    if run_id is not None and (
+        isinstance(run_id, bool) or not isinstance(run_id, int) or not 1 <= run_id <= MAX_RUN_ID
+    ):
+        errors["run_id"] = [f"Must be a run's id: an integer between 1 and {MAX_RUN_ID}."]
+    if stage is not None and stage not in STAGES:
+        errors["stage"] = [f"One of {', '.join(STAGES)}."]
     try:
         stamp = utc_timestamp(timestamp)
     except InvalidReport as exc:
         errors.update(exc.fields)
     if errors:
         raise InvalidReport(errors)
-    return Metric(source=source, metric_type=metric_type, timestamp=stamp, **counts)
+    return Metric(source=source, metric_type=metric_type, timestamp=stamp, run_id=run_id, stage=stage, **counts)
 
 
 class Sent(NamedTuple):

@@ -1,9 +1,8 @@
 """A pipeline run's life: started, reported on, finished as succeeded or failed. No I/O: each operation is
 a generator of ``wire`` steps that ``Monitor`` and ``AsyncMonitor`` carry out.
 
-A run's metrics are stored under the run's source. The server's metrics have no run id or stage yet
-(issue 20, item 2), so which run a metric was reported in is not stored: the link lives only in this
-process, while the run block is open.
+A run's metrics are stored under the run's source, linked to the run (its id) and of its stage: the
+server's status and trends break them down by stage.
 """
 
 from __future__ import annotations
@@ -12,14 +11,16 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from conflict_monitor_client.errors import ConflictMonitorError, InvalidReport, MetricsNotSent
 from conflict_monitor_client.reports import (
     MAX_COUNT,
     SOURCE_PATTERN,
+    STAGES,
     MetricBuffer,
     Sent,
+    Stage,
     metrics_request,
     utc_timestamp,
 )
@@ -39,9 +40,7 @@ __all__ = [
     "start_steps",
 ]
 
-Stage = Literal["scrape", "geocode", "validate"]
 FinalStatus = Literal["succeeded", "failed"]
-STAGES: tuple[Stage, ...] = get_args(Stage)
 # The server's limit on a run's error text (MAX_ERROR_CHARS).
 MAX_ERROR_CHARS = 10_000
 

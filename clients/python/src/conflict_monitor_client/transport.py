@@ -57,7 +57,9 @@ class ClientCore:
         rand: Callable[[], float] | None,
     ) -> ClientCore:
         if not token or not isinstance(token, str):
-            raise ValueError("token: an ingest token's key (manage.py create_ingest_token <name>)")
+            raise ValueError(
+                "token: a token's key (manage.py create_ingest_token <name> to report, create_read_token to follow)"
+            )
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be 1-{MAX_BATCH} (the server's batch limit)")
         return cls(
@@ -185,10 +187,12 @@ class RunHandle:
         metric_type: str,
         timestamp: datetime | None,
     ) -> bool:
-        """Check and buffer one report under the run's source; True when a full batch waits."""
+        """Check and buffer one report of the run (its source, id and stage); True when a full batch waits."""
         state = self._open_state()
         metric = make_metric(
             source=self._source,
+            run_id=state.record.id,
+            stage=self._stage,
             geocoding_attempts=geocoding_attempts,
             geocoding_successes=geocoding_successes,
             validation_attempts=validation_attempts,

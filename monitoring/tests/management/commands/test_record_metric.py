@@ -4,6 +4,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from monitoring.models import DataQualityMetric
+from monitoring.tests.factories import PipelineRunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -38,3 +39,12 @@ def test_invalid_input_is_a_command_error_and_writes_nothing(args):
     with pytest.raises(CommandError):
         call_command("record_metric", *args, stdout=StringIO())
     assert DataQualityMetric.objects.count() == 0
+
+
+def test_a_metric_of_a_run_takes_the_runs_stage_and_a_run_of_another_source_is_refused():
+    run = PipelineRunFactory(source="acled", stage="validate")
+    call_command("record_metric", "--source=acled", f"--run-id={run.pk}", stdout=StringIO())
+    assert list(DataQualityMetric.objects.values_list("run_id", "stage")) == [(run.pk, "validate")]
+    with pytest.raises(CommandError, match=f"Run {run.pk} is a run of acled, not of gdelt"):
+        call_command("record_metric", "--source=gdelt", f"--run-id={run.pk}", stdout=StringIO())
+    assert DataQualityMetric.objects.count() == 1
