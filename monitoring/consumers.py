@@ -31,8 +31,11 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
     # the socket's own: no per-socket Redis subscription, queue or dispatch wake-up per frame.
     channel_layer_alias = None
 
+    # The engines exist once the socket is admitted (``_build_engines``); a refused socket has none.
     delivery: Delivery | None = None
     order: InOrder | None = None
+    requests: Requests | None = None
+    guard: guard.InputGuard | None = None
     slot_ip: str | None = None
     counted = False  # this socket is in the open-connections gauge
     expiry: asyncio.TimerHandle | None = None
@@ -49,24 +52,15 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
                 await self._release()
 
     async def connect(self) -> None:
-        self.fanout = get_fanout()
-        self.delivery = Delivery(reader=READER, history_limit=settings.WEBSOCKET_HISTORY_LENGTH)
-        self.order = InOrder(delivery=self.delivery, send=self._emit, bound=settings.WEBSOCKET_HISTORY_LENGTH)
-        self.requests = Requests(
-            delivery=self.delivery,
-            source=READER,
-            fanout=self.fanout,
-            member=self,
-            send=self._emit,
-            refuse=self._refuse,
-            max_topics=settings.WEBSOCKET_MAX_TOPICS,
-        )
-        self.guard = guard.InputGuard.configured(settings)
+        # The handshake completes before anything that waits. A handshake still open after daphne's
+        # --websocket_connect_timeout (5 s) is reset by autobahn or answered 403 by daphne; under a
+        # connection flood, admission (a Redis round trip per socket, queued behind all the others)
+        # took that long, and refused clients got a reset instead of their 4029 close.
+        await self.accept()
         if settings.WEBSOCKET_EMBEDDED_BROADCASTER:
             ensure_embedded_broadcaster()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         admission = await admission_.admit(self.scope, query)
-        await self.accept()
         if admission.close_code is not None:
             await self.close(code=admission.close_code)
             return
@@ -74,6 +68,7 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         self.counted = True
         telemetry.WS_CONNECTIONS.inc()
         access.log_open(self.scope)
+        self._build_engines()
         # Jitter spreads the reconnects of clients that connected together.
         age = settings.WEBSOCKET_MAX_CONNECTION_AGE * (1 - secrets.randbelow(1000) / 10_000)
         self.expiry = asyncio.get_running_loop().call_later(age, self._close_when_old)
@@ -91,6 +86,22 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
         except Exception:
             logger.warning("live feed unavailable at connect; asking the client to reconnect", exc_info=True)
             await self.close(code=events.CLOSE_RECONNECT)
+
+    def _build_engines(self) -> None:
+        """The per-socket engines, for an admitted socket only: a refused one never needs them."""
+        self.fanout = get_fanout()
+        self.delivery = Delivery(reader=READER, history_limit=settings.WEBSOCKET_HISTORY_LENGTH)
+        self.order = InOrder(delivery=self.delivery, send=self._emit, bound=settings.WEBSOCKET_HISTORY_LENGTH)
+        self.requests = Requests(
+            delivery=self.delivery,
+            source=READER,
+            fanout=self.fanout,
+            member=self,
+            send=self._emit,
+            refuse=self._refuse,
+            max_topics=settings.WEBSOCKET_MAX_TOPICS,
+        )
+        self.guard = guard.InputGuard.configured(settings)
 
     async def disconnect(self, code: int) -> None:
         self.close_code = code
@@ -162,6 +173,8 @@ class PipelineStatusConsumer(AsyncJsonWebsocketConsumer):
 
     # --- client -> server ---------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
+        if self.requests is None:
+            return  # refused (its close is under way) or released: nothing is answered
         message = self.guard.parse(text_data)
         if isinstance(message, guard.Refusal):
             await self._refuse(message)

@@ -14,6 +14,7 @@ from django.db import OperationalError
 from conflict_monitor.asgi import application
 from monitoring import events
 from monitoring.broadcaster import AlwaysLeader, Broadcaster
+from monitoring.feed import admission
 from monitoring.feed.registry import get_store
 from monitoring.selectors import pipeline_status
 from monitoring.services.feed import publish, publish_status
@@ -404,7 +405,9 @@ async def test_a_frame_lost_in_delivery_is_filled_from_history():
 # --- limits, lifetime, auth, origin ---------------------------------------------------------------
 async def test_connections_over_the_total_cap_are_closed_with_4029(settings):
     settings.WEBSOCKET_MAX_CONNECTIONS = 2
+    # The handshake completes before admission decides; the first frame says a socket holds its slot.
     first, second = await open_feed(), await open_feed()
+    assert [(await recv(first))["type"], (await recv(second))["type"]] == ["pipeline_status_update"] * 2
     third = await open_feed()
     assert await closed_with(third) == events.CLOSE_TOO_MANY_CONNECTIONS
     await first.disconnect()
@@ -413,9 +416,28 @@ async def test_connections_over_the_total_cap_are_closed_with_4029(settings):
     await second.disconnect(), await fourth.disconnect()
 
 
+async def test_the_handshake_completes_before_admission_and_a_refused_socket_answers_nothing(monkeypatch):
+    """A slow admission (a connection flood queues every socket's Redis round trip) must not hold the
+    handshake open: daphne resets one still open after 5 s, and the client would never see its 4029."""
+    decide = asyncio.Event()
+
+    async def slow_refusal(scope, query):
+        await decide.wait()
+        return admission.Admission(close_code=events.CLOSE_TOO_MANY_CONNECTIONS)
+
+    monkeypatch.setattr(admission, "admit", slow_refusal)
+    feed = await open_feed()  # accepted while admission is still waiting
+    await send(feed, {"type": "ping", "echo": "x"})
+    decide.set()
+    assert await closed_with(feed) == events.CLOSE_TOO_MANY_CONNECTIONS
+    assert await feed.receive_nothing(timeout=0.2)  # the ping of a refused socket is not answered
+    await feed.disconnect()
+
+
 async def test_connections_over_the_per_ip_cap_are_closed_with_4029(settings):
     settings.WEBSOCKET_MAX_CONNECTIONS_PER_IP = 1
     first = await open_feed()
+    assert (await recv(first))["type"] == "pipeline_status_update"
     second = await open_feed()
     assert await closed_with(second) == events.CLOSE_TOO_MANY_CONNECTIONS
     await first.disconnect()

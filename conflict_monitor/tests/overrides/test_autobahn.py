@@ -57,6 +57,17 @@ async def app(scope, receive, send):
             "factory_max_message": protocol.factory.maxMessagePayloadSize,
             "request_path": protocol.request.path,
         })})
+    if scope["path"] == "/close-timed-out":
+        (protocol,) = [
+            obj for obj in gc.get_objects()
+            if type(obj) is WebSocketFactory.protocol and obj.client_addr and obj.client_addr[1] == own
+        ]
+        await asyncio.sleep(0)  # the 101 response goes out: the reactor writes once per loop iteration
+        # The closing handshake's timeout firing in the iteration that sent the close frame, as it can
+        # under load: the frame still waits in the server when autobahn aborts the connection.
+        await send({"type": "websocket.close", "code": 4029})
+        protocol.onCloseHandshakeTimeout()
+        return
     if scope["path"] == "/closed":
         # Closed sockets whose protocol is still in memory.
         closed = [
@@ -202,6 +213,15 @@ def test_a_closed_socket_is_freed_at_once_not_left_for_the_cycle_collector(serve
     time.sleep(1.5)  # daphne lets go of a finished application within its 1 s check
     with connect(f"ws://127.0.0.1:{server_port}/closed", compression=None) as client:
         assert client.recv(timeout=10) == "0"
+
+
+def test_a_close_frame_still_waiting_when_the_closing_handshake_times_out_reaches_the_client(server_port):
+    with (
+        connect(f"ws://127.0.0.1:{server_port}/close-timed-out", compression=None) as client,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
+        client.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4029
 
 
 def test_options_still_hold_on_an_open_socket_a_message_over_the_size_limit_ends_it(server_port):
