@@ -7,6 +7,23 @@ from rest_framework.exceptions import AuthenticationFailed
 from monitoring.services.tokens import authenticate_token
 
 KEYWORD = b"token"
+BEARER = b"bearer"
+
+
+def token_from_header(parts: list[bytes], *, expected: str):
+    """``(AnonymousUser(), token)`` for ``<scheme> <key>`` split into ``parts`` (the scheme already
+    accepted by the caller); a malformed, unknown or revoked key is a 401 naming the ``expected`` form.
+    The one place that reads a key from a header: ingest, OpenLineage and the feed's ticket endpoint."""
+    if len(parts) != 2:
+        raise AuthenticationFailed(f"Invalid authorization header: expected {expected}.")
+    try:
+        raw_key = parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        raise AuthenticationFailed("Invalid authorization header: the key must be ASCII.") from None
+    token = authenticate_token(raw_key=raw_key)
+    if token is None:
+        raise AuthenticationFailed("Invalid or revoked token.")
+    return AnonymousUser(), token
 
 
 class IngestTokenAuthentication(BaseAuthentication):
@@ -16,16 +33,7 @@ class IngestTokenAuthentication(BaseAuthentication):
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() != KEYWORD:
             return None
-        if len(parts) != 2:
-            raise AuthenticationFailed("Invalid token header: expected 'Token <key>'.")
-        try:
-            raw_key = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise AuthenticationFailed("Invalid token header: the key must be ASCII.") from None
-        token = authenticate_token(raw_key=raw_key)
-        if token is None:
-            raise AuthenticationFailed("Invalid or revoked token.")
-        return AnonymousUser(), token
+        return token_from_header(parts, expected="'Token <key>'")
 
     def authenticate_header(self, request) -> str:
         return "Token"
@@ -63,7 +71,6 @@ class OperatorAuthentication(BaseAuthentication):
         return OPERATOR_CHALLENGE
 
 
-BEARER = b"bearer"
 # The challenge ``POST ws-ticket`` answers a 401 with: a logged-in session, or a read key as a bearer token.
 FEED_CHALLENGE = f'{OPERATOR_CHALLENGE}, Bearer realm="feed"'
 
@@ -87,16 +94,7 @@ class FeedReaderAuthentication(BaseAuthentication):
             raise AuthenticationFailed(
                 f"Unsupported authorization scheme {scheme!r}: take 'Bearer <read key>' or a logged-in session."
             )
-        if len(parts) != 2:
-            raise AuthenticationFailed("Invalid authorization header: expected 'Bearer <key>'.")
-        try:
-            raw_key = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            raise AuthenticationFailed("Invalid authorization header: the key must be ASCII.") from None
-        token = authenticate_token(raw_key=raw_key)
-        if token is None:
-            raise AuthenticationFailed("Invalid or revoked token.")
-        return AnonymousUser(), token
+        return token_from_header(parts, expected="'Bearer <key>'")
 
     def authenticate_header(self, request) -> str:
         return FEED_CHALLENGE
