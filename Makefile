@@ -14,7 +14,7 @@ SQLITE_TRUTH_TESTS := monitoring/tests/test_truth.py monitoring/tests/test_trigg
 # Browser tests drive Debian's Chromium (Playwright cannot download its own browser here).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run dev test lint demo clean chaos stack bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench foreign-writes-bench anomaly-tick-bench
+.PHONY: run dev test lint demo clean chaos stack bench status-bench live-feed-bench anomaly-eval ingest-bench db-per-tick-bench connection-memory-bench foreign-writes-bench anomaly-tick-bench forecast-eval
 
 # Installs the lock (every package pinned with its hashes; pip checks them): nothing floats. Then the Python client
 # (clients/python) from its source, editable, for its tests and cm-report: --no-deps because its one dependency
@@ -80,7 +80,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/conflict_monitor_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/0
 
 ## bench: every benchmark (about 10 minutes); figures and tables in bench/results/
-bench: status-bench live-feed-bench anomaly-eval ingest-bench foreign-writes-bench db-per-tick-bench connection-memory-bench anomaly-tick-bench
+bench: status-bench live-feed-bench anomaly-eval ingest-bench foreign-writes-bench db-per-tick-bench connection-memory-bench anomaly-tick-bench forecast-eval
 
 ## status-bench: status endpoint latency on 1 M and on 10 M metric rows (PostgreSQL; the 10 M fill in its own database <name>_10m, so each size reuses its fill)
 status-bench: $(VENV)/.installed
@@ -122,3 +122,7 @@ clean:
 .PHONY: openapi
 openapi: $(VENV)/.installed
 	$(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
+
+## forecast-eval: backtest of the forecasts on the held-out world: 1/6/24 h errors against naive baselines (last value, same local hour yesterday / last week), 80 % band coverage, and precision, recall and lead time of "will cross within 24 h" warnings on the rate thresholds (bench/forecast_world; bench/results/forecast_eval.*; about 3 minutes)
+forecast-eval: $(VENV)/.installed
+	$(PY) bench/forecast_eval.py
