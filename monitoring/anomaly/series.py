@@ -3,8 +3,9 @@
 Each source's detector (:func:`monitoring.anomaly.streaming.make_detector`, in the source's time zone
 from :class:`monitoring.models.SourceSettings`) is fed every closed UTC hour of the training history
 (:func:`monitoring.windows.window_sums`, one query for all sources), then asked about the current hour
-so far (``judge_partial``, one more query). Feeding is the expensive part (about 50 ms per source for
-14 days), so the fed detectors are kept in this process: when the hour turns, each is fed the one new
+so far (``judge_partial``, one more query). Feeding is the expensive part (60-70 ms of CPU per source for
+14 days, bench/results/anomaly_tick.md), so the fed detectors are kept in this process: when the hour
+turns, each is fed the one new
 closed hour as it stands then; they are rebuilt from the history when the process starts, when the
 settings or the time zones change, and when more than one hour passed since the last call. Reports
 that arrive for an hour after it was fed reach the detector only at the next rebuild: a late batch
